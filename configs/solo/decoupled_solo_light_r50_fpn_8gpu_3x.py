@@ -1,0 +1,7 @@
+_base_ = [
+    '../_base_/models/decoupled_solo_light_r50_fpn.py',
+    '../_base_/datasets/coco_instance_light_512.py',
+    '../_base_/schedules/schedule_3x.py',
+    '../_base_/default_runtime.py',
+]
+work_dir = './work_dirs/decoupled_solo_light_r50_fpn_8gpu_3x'

@@ -1,0 +1,7 @@
+_base_ = [
+    '../_base_/models/decoupled_solo_r50_fpn.py',
+    '../_base_/datasets/coco_instance.py',
+    '../_base_/schedules/schedule_1x.py',
+    '../_base_/default_runtime.py',
+]
+work_dir = './work_dirs/decoupled_solo_r50_fpn_8gpu_1x'

@@ -1,0 +1,20 @@
+_base_ = './solov2_r101_dcn_fpn_8gpu_3x.py'
+# ResNeXt-101 (64x4d) with DCNv2; the backbone is replaced, not merged into ResNet's
+model = dict(
+    pretrained='open-mmlab://resnext101_64x4d',
+    backbone=dict(
+        _delete_=True,
+        type='ResNeXt',
+        depth=101,
+        groups=64,
+        base_width=4,
+        num_stages=4,
+        out_indices=(0, 1, 2, 3),
+        frozen_stages=1,
+        style='pytorch',
+        dcn=dict(
+            type='DCNv2',
+            deformable_groups=1,
+            fallback_on_stride=False),
+        stage_with_dcn=(False, True, True, True)))
+work_dir = './work_dirs/solov2_x101_dcn_fpn_8gpu_3x'

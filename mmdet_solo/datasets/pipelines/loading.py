@@ -1,0 +1,216 @@
+"""Loading transforms: read the image and decode the annotations of one sample.
+
+The results dict follows mmdet v1: ``img_info`` (``filename``, ``height``, ``width``),
+``img_prefix`` (folder or ``None``) and, for training, ``ann_info`` with
+``bboxes`` (K, 4) float32 ``x1, y1, x2, y2``, ``labels`` (K,) int64, ``masks`` (K COCO
+segmentations) and optionally ``bboxes_ignore``.
+"""
+from __future__ import annotations
+
+import os.path as osp
+import warnings
+from typing import Any, List, Optional, Union
+
+import cv2
+import numpy as np
+import pycocotools.mask as mask_utils
+
+from ...registry import PIPELINES
+
+_COLOR_FLAGS = {
+    'color': cv2.IMREAD_COLOR,
+    'grayscale': cv2.IMREAD_GRAYSCALE,
+    'unchanged': cv2.IMREAD_UNCHANGED,
+}
+
+
+def imread(filename: str, color_type: str = 'color') -> np.ndarray:
+    """Read an image with ``cv2.imread`` (BGR, uint8); raise a clear error if it cannot be read."""
+    if color_type not in _COLOR_FLAGS:
+        raise ValueError(f"imread: color_type must be one of {sorted(_COLOR_FLAGS)}, got {color_type!r}")
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'image file not found: {filename!r}')
+    img = cv2.imread(filename, _COLOR_FLAGS[color_type])
+    if img is None:
+        raise OSError(f'cannot decode image file {filename!r} (not an image, corrupt, '
+                      f'or a format OpenCV does not support)')
+    return img
+
+
+def _set_image(results: dict, img: np.ndarray, filename: Optional[str], to_float32: bool) -> dict:
+    if to_float32:
+        img = img.astype(np.float32)
+    results['filename'] = filename
+    results['img'] = img
+    results['img_shape'] = img.shape
+    results['ori_shape'] = img.shape
+    # mmdet v1 datasets create these in ``pre_pipeline``; make stand-alone use work too
+    results.setdefault('bbox_fields', [])
+    results.setdefault('mask_fields', [])
+    results.setdefault('seg_fields', [])
+    return results
+
+
+@PIPELINES.register_module()
+class LoadImageFromFile:
+    """Read ``img_prefix / img_info['filename']`` with OpenCV (BGR, uint8 unless ``to_float32``).
+
+    For in-memory inference the sample may instead carry ``results['img']``: a path, or an
+    (H, W, 3) BGR ndarray used as it is (``filename`` is then ``None``).
+    Sets ``filename``, ``img``, ``img_shape``, ``ori_shape``.
+    """
+
+    def __init__(self, to_float32: bool = False, color_type: str = 'color') -> None:
+        self.to_float32 = to_float32
+        self.color_type = color_type
+
+    def __call__(self, results: dict) -> dict:
+        if 'img_info' in results:
+            name = results['img_info'].get('filename')
+            if name is None:
+                raise KeyError(f"LoadImageFromFile: results['img_info'] has no 'filename' key "
+                               f"(keys: {sorted(results['img_info'])})")
+            prefix = results.get('img_prefix')
+            filename = osp.join(prefix, name) if prefix is not None else name
+            return _set_image(results, imread(filename, self.color_type), filename, self.to_float32)
+        img = results.get('img')
+        if isinstance(img, str):
+            return _set_image(results, imread(img, self.color_type), img, self.to_float32)
+        if isinstance(img, np.ndarray):
+            if img.ndim not in (2, 3):
+                raise ValueError(f"LoadImageFromFile: results['img'] must be (H, W) or (H, W, C), "
+                                 f'got shape {img.shape}')
+            return _set_image(results, img, results.get('filename'), self.to_float32)
+        raise KeyError("LoadImageFromFile: the sample needs results['img_info']['filename'] or "
+                       f"results['img'] (a path or an ndarray); got keys {sorted(results)}")
+
+    def __repr__(self) -> str:
+        return f'{self.__class__.__name__}(to_float32={self.to_float32}, color_type={self.color_type!r})'
+
+
+@PIPELINES.register_module()
+class LoadImage(LoadImageFromFile):
+    """Alias of :class:`LoadImageFromFile` for inference on ``results['img']`` (path or ndarray)."""
+
+
+def segm_to_mask(segm: Union[list, dict], height: int, width: int) -> np.ndarray:
+    """Decode one COCO segmentation (polygons, uncompressed or compressed RLE) to (H, W) uint8.
+
+    Polygons with fewer than 3 points are ignored (pycocotools would read a 4-number list
+    as a box); an instance with no valid polygon gives an all-zero mask.
+    """
+    if isinstance(segm, list):
+        polys = [p for p in segm if len(p) >= 6]
+        if not polys:
+            return np.zeros((height, width), dtype=np.uint8)
+        rle = mask_utils.merge(mask_utils.frPyObjects(polys, height, width))
+    elif isinstance(segm, dict) and 'counts' in segm:
+        if isinstance(segm['counts'], list):
+            rle = mask_utils.frPyObjects(segm, height, width)
+        else:
+            rle = segm
+        size = list(rle.get('size', ()))
+        if size != [height, width]:
+            raise ValueError(f'RLE size {size} does not match the image size [{height}, {width}]')
+    else:
+        raise TypeError(f'a COCO segmentation must be a list of polygons or an RLE dict with '
+                        f"'counts' and 'size', got {type(segm).__name__}: {str(segm)[:80]}")
+    with warnings.catch_warnings():  # pycocotools + NumPy 2: harmless __array__ copy warning
+        warnings.simplefilter('ignore', DeprecationWarning)
+        mask = mask_utils.decode(rle)
+    return np.ascontiguousarray(mask, dtype=np.uint8)
+
+
+@PIPELINES.register_module()
+class LoadAnnotations:
+    """Load boxes, labels and masks from ``results['ann_info']``.
+
+    Sets ``gt_bboxes`` (K, 4) float32, ``gt_bboxes_ignore`` (if given), ``gt_labels`` (K,)
+    int64 and ``gt_masks`` (K, H, W) uint8 at the image size (K may be 0), and registers
+    them in ``bbox_fields`` / ``mask_fields`` so later transforms update them.
+    """
+
+    def __init__(self, with_bbox: bool = True, with_label: bool = True, with_mask: bool = False,
+                 with_seg: bool = False, poly2mask: bool = True) -> None:
+        if with_mask and not poly2mask:
+            raise NotImplementedError('LoadAnnotations: poly2mask=False (keeping raw polygons) is '
+                                      'not supported; masks are always decoded to bitmaps')
+        self.with_bbox = with_bbox
+        self.with_label = with_label
+        self.with_mask = with_mask
+        self.with_seg = with_seg
+        self.poly2mask = poly2mask
+
+    @staticmethod
+    def _ann(results: dict, key: str) -> Any:
+        ann = results.get('ann_info')
+        if ann is None:
+            raise KeyError("LoadAnnotations: the sample has no 'ann_info' dict")
+        if key not in ann:
+            raise KeyError(f"LoadAnnotations: results['ann_info'] has no {key!r} key "
+                           f'(keys: {sorted(ann)})')
+        return ann[key]
+
+    @staticmethod
+    def _as_boxes(value: Any, key: str) -> np.ndarray:
+        boxes = np.asarray(value, dtype=np.float32)
+        if boxes.size == 0:
+            return boxes.reshape(0, 4)
+        if boxes.ndim != 2 or boxes.shape[1] != 4:
+            raise ValueError(f"LoadAnnotations: ann_info[{key!r}] must be (K, 4) x1, y1, x2, y2, "
+                             f'got shape {boxes.shape}')
+        return boxes
+
+    def _load_bboxes(self, results: dict) -> None:
+        results['gt_bboxes'] = self._as_boxes(self._ann(results, 'bboxes'), 'bboxes')
+        ignore = results['ann_info'].get('bboxes_ignore')
+        if ignore is not None:
+            results['gt_bboxes_ignore'] = self._as_boxes(ignore, 'bboxes_ignore')
+            results['bbox_fields'].append('gt_bboxes_ignore')
+        results['bbox_fields'].append('gt_bboxes')
+
+    def _load_labels(self, results: dict) -> None:
+        labels = np.asarray(self._ann(results, 'labels'), dtype=np.int64).reshape(-1)
+        results['gt_labels'] = labels
+
+    def _image_hw(self, results: dict) -> tuple:
+        info = results.get('img_info') or {}
+        if 'height' in info and 'width' in info:
+            return int(info['height']), int(info['width'])
+        if 'img_shape' in results:
+            return tuple(int(v) for v in results['img_shape'][:2])
+        raise KeyError("LoadAnnotations: need img_info['height'/'width'] or img_shape to decode masks")
+
+    def _load_masks(self, results: dict) -> None:
+        h, w = self._image_hw(results)
+        segms: List[Any] = list(self._ann(results, 'masks'))
+        if segms:
+            masks = np.stack([segm_to_mask(s, h, w) for s in segms], axis=0)
+        else:
+            masks = np.zeros((0, h, w), dtype=np.uint8)
+        results['gt_masks'] = masks
+        results['mask_fields'].append('gt_masks')
+
+    def _load_semantic_seg(self, results: dict) -> None:
+        name = self._ann(results, 'seg_map')
+        prefix = results.get('seg_prefix')
+        path = osp.join(prefix, name) if prefix is not None else name
+        results['gt_semantic_seg'] = imread(path, 'unchanged').squeeze()
+        results['seg_fields'].append('gt_semantic_seg')
+
+    def __call__(self, results: dict) -> dict:
+        for key in ('bbox_fields', 'mask_fields', 'seg_fields'):
+            results.setdefault(key, [])
+        if self.with_bbox:
+            self._load_bboxes(results)
+        if self.with_label:
+            self._load_labels(results)
+        if self.with_mask:
+            self._load_masks(results)
+        if self.with_seg:
+            self._load_semantic_seg(results)
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(with_bbox={self.with_bbox}, with_label={self.with_label}, '
+                f'with_mask={self.with_mask}, with_seg={self.with_seg}, poly2mask={self.poly2mask})')

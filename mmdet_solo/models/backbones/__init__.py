@@ -1,0 +1,4 @@
+from .resnet import BasicBlock, Bottleneck, ResNet, make_res_layer
+from .resnext import ResNeXt
+
+__all__ = ['ResNet', 'ResNeXt', 'BasicBlock', 'Bottleneck', 'make_res_layer']

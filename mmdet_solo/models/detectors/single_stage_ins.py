@@ -1,0 +1,94 @@
+"""Single-stage instance detectors: backbone → neck → SOLO head (+ SOLOv2 mask-feature head)."""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence
+
+import torch
+import torch.nn as nn
+
+from ...registry import BACKBONES, HEADS, MODELS, NECKS
+from ...structures import InstanceResult
+
+
+@MODELS.register_module()
+class SingleStageInsDetector(nn.Module):
+    """The original's detector; ``SOLO`` and ``SOLOv2`` are this class under their config names.
+
+    Child names (``backbone``, ``neck``, ``bbox_head``, ``mask_feat_head``) are the original's,
+    so its checkpoints load as they are.
+    """
+
+    def __init__(self, backbone: dict, neck: Optional[dict] = None, bbox_head: Optional[dict] = None,
+                 mask_feat_head: Optional[dict] = None, train_cfg: Optional[dict] = None,
+                 test_cfg: Optional[dict] = None, pretrained: Optional[str] = None):
+        super().__init__()
+        if bbox_head is None:
+            raise ValueError(f'{type(self).__name__}: the model config needs a bbox_head')
+        self.backbone = BACKBONES.build(backbone)
+        self.neck = NECKS.build(neck) if neck is not None else None
+        self.mask_feat_head = HEADS.build(mask_feat_head) if mask_feat_head is not None else None
+        self.bbox_head = HEADS.build(bbox_head)
+        self.train_cfg = train_cfg if train_cfg is not None else {}
+        self.test_cfg = test_cfg if test_cfg is not None else {}
+        self.CLASSES: Optional[Sequence[str]] = None
+        self.init_weights(pretrained)
+
+    def init_weights(self, pretrained: Optional[str] = None) -> None:
+        self.backbone.init_weights(pretrained=pretrained)
+        for module in (self.neck, self.mask_feat_head, self.bbox_head):
+            if module is not None and hasattr(module, 'init_weights'):
+                module.init_weights()
+
+    def extract_feat(self, img: torch.Tensor):
+        x = self.backbone(img)
+        return self.neck(x) if self.neck is not None else x
+
+    def _head_outputs(self, img: torch.Tensor) -> tuple:
+        x = self.extract_feat(img)
+        outs = tuple(self.bbox_head(x))
+        if self.mask_feat_head is not None:
+            start, end = self.mask_feat_head.start_level, self.mask_feat_head.end_level
+            outs = outs + (self.mask_feat_head(x[start:end + 1]),)
+        return outs
+
+    def forward_train(self, img: torch.Tensor, img_metas: List[dict], gt_bboxes: List[torch.Tensor],
+                      gt_labels: List[torch.Tensor], gt_masks: list, gt_bboxes_ignore=None) -> dict:
+        """Losses for a batch. ``gt_labels`` are 0-based; ``gt_masks`` (K, H_pad, W_pad) uint8."""
+        if not (len(img_metas) == len(gt_bboxes) == len(gt_labels) == len(gt_masks) == img.shape[0]):
+            raise ValueError(f'forward_train: batch of {img.shape[0]} images but {len(img_metas)} '
+                             f'img_metas, {len(gt_bboxes)} gt_bboxes, {len(gt_labels)} gt_labels and '
+                             f'{len(gt_masks)} gt_masks')
+        outs = self._head_outputs(img)
+        return self.bbox_head.loss(*outs, gt_bboxes, gt_labels, gt_masks, img_metas, self.train_cfg)
+
+    @torch.no_grad()
+    def simple_test(self, img: torch.Tensor, img_metas: List[dict],
+                    rescale: bool = True) -> List[InstanceResult]:
+        """One ``InstanceResult`` per image, masks at ``ori_shape`` when ``rescale``."""
+        outs = self._head_outputs(img)
+        return self.bbox_head.get_seg(*outs, img_metas, self.test_cfg, rescale=rescale)
+
+    def forward(self, img, img_metas, return_loss: bool = True, **kwargs):
+        if return_loss:
+            return self.forward_train(img, img_metas, **kwargs)
+        if isinstance(img, (list, tuple)):  # MultiScaleFlipAug output: one entry per augmentation
+            if len(img) != 1:
+                raise NotImplementedError('test-time augmentation with several scales/flips is '
+                                          'not supported yet; use one scale and flip=False')
+            img, img_metas = img[0], img_metas[0]
+        return self.simple_test(img, img_metas, **kwargs)
+
+
+@MODELS.register_module()
+class SOLO(SingleStageInsDetector):
+    """SOLO and Decoupled SOLO (Wang et al. 2019)."""
+
+
+@MODELS.register_module()
+class SOLOv2(SingleStageInsDetector):
+    """SOLOv2 (Wang et al. 2020): needs a ``mask_feat_head``."""
+
+    def __init__(self, *args, **kwargs):
+        if kwargs.get('mask_feat_head') is None:
+            raise ValueError('SOLOv2: the model config needs a mask_feat_head (e.g. MaskFeatHead)')
+        super().__init__(*args, **kwargs)

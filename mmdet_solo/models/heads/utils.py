@@ -1,0 +1,50 @@
+"""Small functions shared by the SOLO-family heads."""
+from __future__ import annotations
+
+from typing import List, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+
+
+def coord_features(x: torch.Tensor) -> torch.Tensor:
+    """(B, 2, H, W) CoordConv channels: x then y, each ``linspace(-1, 1)`` over the map."""
+    b, _, h, w = x.shape
+    xs = torch.linspace(-1, 1, w, device=x.device, dtype=x.dtype)
+    ys = torch.linspace(-1, 1, h, device=x.device, dtype=x.dtype)
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing='ij')
+    return torch.stack([grid_x, grid_y]).unsqueeze(0).expand(b, -1, -1, -1)
+
+
+def points_nms(heat: torch.Tensor, kernel: int = 2) -> torch.Tensor:
+    """Keep a cell of (B, C, S, S) score maps only where it is the max of its 2x2 window."""
+    if kernel != 2:
+        raise ValueError(f'points_nms: only kernel=2 is defined (as in the original), got {kernel}')
+    hmax = F.max_pool2d(heat, (kernel, kernel), stride=1, padding=1)
+    keep = (hmax[:, :, :-1, :-1] == heat).to(heat.dtype)
+    return heat * keep
+
+
+def split_feats(feats: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, ...]:
+    """The five FPN levels as the heads see them: P2 halved, P6 resized to P5's size."""
+    return (F.interpolate(feats[0], scale_factor=0.5, mode='bilinear'),
+            feats[1], feats[2], feats[3],
+            F.interpolate(feats[4], size=feats[3].shape[-2:], mode='bilinear'))
+
+
+def bias_init_with_prob(prior_prob: float) -> float:
+    """Bias whose sigmoid is ``prior_prob`` (``-log((1 - p) / p)``)."""
+    return float(-torch.log(torch.tensor((1 - prior_prob) / prior_prob)))
+
+
+def level_strides_per_cell(num_grids: Sequence[int], strides: Sequence[int],
+                           device=None) -> torch.Tensor:
+    """(sum S_l^2,) float32: the stride of the FPN level of every flattened grid cell."""
+    return torch.cat([torch.full((s * s,), float(st), device=device)
+                      for s, st in zip(num_grids, strides)])
+
+
+def flatten_cate_preds(cate_preds: List[torch.Tensor]) -> torch.Tensor:
+    """List of (B, C, S_l, S_l) maps → (B, sum S_l^2, C)."""
+    return torch.cat([p.permute(0, 2, 3, 1).reshape(p.shape[0], -1, p.shape[1])
+                      for p in cate_preds], dim=1)

@@ -1,0 +1,3 @@
+from .matrix_nms import matrix_nms
+
+__all__ = ['matrix_nms']

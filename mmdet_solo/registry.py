@@ -1,0 +1,107 @@
+"""A small registry: ``@BACKBONES.register_module()`` and ``build_from_cfg``.
+
+A ``type`` may also be a dotted path (``'my_pkg.heads.MyHead'``), which is imported.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import importlib
+import inspect
+from typing import Any, Callable, Dict, Optional
+
+
+class Registry:
+    """Maps a name to a class (or function) that builds something."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._modules: Dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f'Registry(name={self.name!r}, items={sorted(self._modules)})'
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._modules
+
+    @property
+    def module_dict(self) -> Dict[str, Any]:
+        return dict(self._modules)
+
+    def get(self, key: str) -> Optional[Any]:
+        return self._modules.get(key)
+
+    def _register(self, obj: Any, name: Optional[str], force: bool) -> None:
+        if not (inspect.isclass(obj) or callable(obj)):
+            raise TypeError(f'{self.name}: only classes or functions can be registered, got {obj!r}')
+        key = name or obj.__name__
+        if key in self._modules and not force and self._modules[key] is not obj:
+            raise KeyError(f"'{key}' is already registered in the {self.name} registry "
+                           f'(by {self._modules[key].__module__}); pass force=True to replace it')
+        self._modules[key] = obj
+
+    def register_module(self, name: Optional[str] = None, force: bool = False,
+                        module: Any = None) -> Callable:
+        """Register a class, as a decorator (``@R.register_module()``) or a call (``module=``)."""
+        if module is not None:
+            self._register(module, name, force)
+            return module
+        if callable(name):  # used as a bare decorator: @R.register_module
+            self._register(name, None, force)
+            return name
+
+        def _decorator(obj):
+            self._register(obj, name, force)
+            return obj
+        return _decorator
+
+    def resolve(self, type_name: str) -> Any:
+        """Return the registered object for ``type_name`` or import a dotted path."""
+        if type_name in self._modules:
+            return self._modules[type_name]
+        if '.' in type_name:
+            mod_name, _, attr = type_name.rpartition('.')
+            try:
+                return getattr(importlib.import_module(mod_name), attr)
+            except (ImportError, AttributeError) as e:
+                raise KeyError(f"{self.name} registry: cannot import type '{type_name}': {e}") from e
+        close = difflib.get_close_matches(type_name, list(self._modules), n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ''
+        raise KeyError(f"'{type_name}' is not in the {self.name} registry{hint} "
+                       f"(registered: {', '.join(sorted(self._modules)) or 'none'})")
+
+    def build(self, cfg: dict, default_args: Optional[dict] = None) -> Any:
+        return build_from_cfg(cfg, self, default_args)
+
+
+def build_from_cfg(cfg: dict, registry: Registry, default_args: Optional[dict] = None) -> Any:
+    """Build ``registry[cfg['type']](**rest_of_cfg, **default_args)``."""
+    if not isinstance(cfg, dict):
+        raise TypeError(f'{registry.name}: a config must be a dict, got {type(cfg).__name__}: {cfg!r}')
+    if 'type' not in cfg:
+        if not default_args or 'type' not in default_args:
+            raise KeyError(f"{registry.name}: the config has no 'type' key: {cfg!r}")
+    args = copy.deepcopy(dict(cfg))
+    if default_args:
+        for k, v in default_args.items():
+            args.setdefault(k, v)
+    obj_type = args.pop('type')
+    obj_cls = registry.resolve(obj_type) if isinstance(obj_type, str) else obj_type
+    try:
+        return obj_cls(**args)
+    except TypeError as e:
+        raise TypeError(f'{registry.name}: building {getattr(obj_cls, "__name__", obj_cls)} '
+                        f'failed: {e}') from e
+
+
+MODELS = Registry('model')          # detectors
+BACKBONES = Registry('backbone')
+NECKS = Registry('neck')
+HEADS = Registry('head')
+LOSSES = Registry('loss')
+DATASETS = Registry('dataset')
+PIPELINES = Registry('pipeline')
+HOOKS = Registry('hook')
