@@ -142,12 +142,12 @@ class SOLOv2Head(nn.Module):
         cate_scores = flatten_cate_preds([points_nms(p.sigmoid()) for p in cate_preds])
         kernels = flatten_cate_preds(kernel_preds)                      # (B, cells, E)
         strides = level_strides_per_cell(self.seg_num_grids, self.strides, mask_feats.device)
+        h, w = mask_feats.shape[-2:]
         score_thr = cfg_get(cfg, 'score_thr', 0.1)
         results = []
         for i, meta in enumerate(img_metas):
             cells, labels, scores = select_candidates(cate_scores[i], score_thr)
-            k = kernels[i][cells]
-            seg_preds = F.conv2d(mask_feats[i:i + 1], k.view(*k.shape, 1, 1)).squeeze(0).sigmoid()
+            seg_preds = (kernels[i][cells] @ mask_feats[i].flatten(1)).view(-1, h, w).sigmoid()
             results.append(segm_postprocess(seg_preds, labels, scores, strides[cells],
                                             meta['img_shape'], meta['ori_shape'], cfg, rescale))
         return results

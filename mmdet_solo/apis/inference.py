@@ -1,0 +1,100 @@
+"""High-level inference: build a detector from a config + checkpoint and run it on images."""
+from __future__ import annotations
+
+import copy
+from typing import List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ..config import Config
+from ..datasets.class_names import COCO_CLASSES
+from ..datasets.collate import collate
+from ..datasets.pipelines import Compose
+from ..models import build_detector
+from ..structures import InstanceResult
+from ..utils.checkpoint import load_checkpoint
+from ..utils.visualization import show_result_ins, show_result_pyplot
+
+ImageLike = Union[str, np.ndarray]
+
+__all__ = ['init_detector', 'inference_detector', 'show_result_ins', 'show_result_pyplot']
+
+
+def _dataset_classes(cfg: Config) -> Optional[Sequence[str]]:
+    """Class names the config's test dataset would use (its ``classes=`` or COCO's)."""
+    test = cfg.get('data', {}).get('test', {}) if isinstance(cfg.get('data'), dict) else {}
+    if test.get('classes'):
+        return tuple(test['classes'])
+    if test.get('type', 'CocoDataset') == 'CocoDataset':
+        return COCO_CLASSES
+    return None
+
+
+def _check_device(device: Union[str, torch.device]) -> torch.device:
+    device = torch.device(device)
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise RuntimeError(f"init_detector: device='{device}' was asked for but CUDA is not "
+                           "available on this machine; pass device='cpu'")
+    return device
+
+
+def init_detector(config: Union[str, Config], checkpoint: Optional[str] = None,
+                  device: Union[str, torch.device] = 'cuda:0',
+                  cfg_options: Optional[dict] = None) -> nn.Module:
+    """Build the detector of ``config`` (a path or a ``Config``), load ``checkpoint`` if given.
+
+    ``model.CLASSES`` comes from the checkpoint's meta, else from the config's test dataset.
+    Checkpoints of the original SOLO release (``{'meta', 'state_dict'}`` with the names
+    ``backbone.*``, ``neck.*``, ``bbox_head.*``, ``mask_feat_head.*``) load as they are.
+    """
+    if isinstance(config, str):
+        config = Config.fromfile(config)
+    elif not isinstance(config, Config):
+        raise TypeError(f'init_detector: config must be a file path or a Config, got {type(config).__name__}')
+    cfg = copy.deepcopy(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    device = _check_device(device)
+    cfg.model.pretrained = None
+    model = build_detector(cfg.model, test_cfg=cfg.get('test_cfg'))
+    meta = load_checkpoint(model, checkpoint, map_location='cpu') if checkpoint else {}
+    classes = meta.get('CLASSES') or _dataset_classes(cfg)
+    num_classes = getattr(model.bbox_head, 'num_classes', None)
+    if classes is not None and num_classes is not None and len(classes) != num_classes:
+        raise ValueError(f'init_detector: {len(classes)} class names (from '
+                         f"{'the checkpoint meta' if meta.get('CLASSES') else 'the config'}) but the "
+                         f'head predicts num_classes={num_classes}; fix num_classes in the config')
+    model.CLASSES = tuple(classes) if classes is not None else None
+    model.cfg = cfg
+    return model.to(device).eval()
+
+
+def _test_pipeline(cfg: Config) -> Compose:
+    pipeline = cfg.get('test_pipeline') or cfg.data.test.pipeline
+    return Compose(copy.deepcopy(list(pipeline)))
+
+
+@torch.no_grad()
+def inference_detector(model: nn.Module, imgs: Union[ImageLike, Sequence[ImageLike]]
+                       ) -> Union[InstanceResult, List[InstanceResult]]:
+    """Run ``model`` on an image (a path or a BGR ndarray) or a list of them.
+
+    Uses the config's ``test_pipeline``. Returns one ``InstanceResult`` per image (masks at the
+    original image size), a list for a list input.
+    """
+    single = not isinstance(imgs, (list, tuple))
+    pipeline = _test_pipeline(model.cfg)
+    device = next(model.parameters()).device
+    results = []
+    for img in ([imgs] if single else imgs):
+        if not isinstance(img, (str, np.ndarray)):
+            raise TypeError(f'inference_detector: an image must be a file path or a BGR ndarray, '
+                            f'got {type(img).__name__}')
+        data = collate([pipeline(dict(img=img))])
+        batch = [t.to(device) for t in data['img']] if isinstance(data['img'], list) \
+            else data['img'].to(device)
+        results.append(model(img=batch, img_metas=data['img_metas'], return_loss=False,
+                             rescale=True)[0])
+    return results[0] if single else results
