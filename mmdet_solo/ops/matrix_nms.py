@@ -1,7 +1,12 @@
 """Matrix NMS (SOLOv2, Wang et al. 2020): parallel, class-aware soft suppression of masks.
 
-This is the PyTorch reference implementation; it follows the original release exactly for
-well-formed input. Two degenerate cases that make the original produce NaN are defined here:
+:func:`matrix_nms_torch` is the PyTorch reference implementation; it follows the original release
+exactly for well-formed input. :func:`matrix_nms` is the entry point: it runs the compiled
+operator ``torch.ops.mmdet_solo.matrix_nms`` (``mmdet_solo/ops/csrc``, CPU and CUDA kernels)
+when it is available, and the reference otherwise; both give the same result (bit-identical
+decay factors on binary masks). ``MMDET_SOLO_MATRIX_NMS=torch|ext|auto`` (read at import) or
+:func:`set_matrix_nms_backend` forces a choice; ``python -m mmdet_solo.ops`` reports what is
+available. Two degenerate cases that make the original produce NaN are defined here:
 
 * a mask of zero area has IoU 0 with every mask (the original divides 0 by 0);
 * with ``kernel='linear'`` a mask that duplicates a higher-scored one of its class (its
@@ -9,9 +14,13 @@ well-formed input. Two degenerate cases that make the original produce NaN are d
 """
 from __future__ import annotations
 
+import os
+import warnings
 from typing import Optional
 
 import torch
+
+from . import _ext_loader
 
 
 def _check_inputs(seg_masks: torch.Tensor, cate_labels: torch.Tensor, cate_scores: torch.Tensor,
@@ -33,10 +42,12 @@ def _check_inputs(seg_masks: torch.Tensor, cate_labels: torch.Tensor, cate_score
         raise TypeError(f'matrix_nms: cate_scores must be floating point, got {cate_scores.dtype}')
 
 
-def matrix_nms(seg_masks: torch.Tensor, cate_labels: torch.Tensor, cate_scores: torch.Tensor,
-               kernel: str = 'gaussian', sigma: float = 2.0,
-               sum_masks: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """Decay the scores of masks that overlap higher-scored masks of the same class.
+def matrix_nms_torch(seg_masks: torch.Tensor, cate_labels: torch.Tensor,
+                     cate_scores: torch.Tensor, kernel: str = 'gaussian', sigma: float = 2.0,
+                     sum_masks: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """The PyTorch reference of :func:`matrix_nms` (same arguments, same result).
+
+    Decay the scores of masks that overlap higher-scored masks of the same class.
 
     Args:
         seg_masks: (N, H, W) binary masks (bool, uint8 or float 0/1), sorted by descending score.
@@ -72,3 +83,105 @@ def matrix_nms(seg_masks: torch.Tensor, cate_labels: torch.Tensor, cate_scores: 
         ratio = torch.nan_to_num(ratio, nan=float('inf'))
     decay = ratio.min(0).values
     return cate_scores * decay.to(cate_scores.dtype)
+
+
+# ------------------------------------------------------------------------------------------------
+# Dispatch between the compiled operator and the reference.
+
+BACKENDS = ('auto', 'torch', 'ext')
+ENV_VAR = 'MMDET_SOLO_MATRIX_NMS'
+_EXT_MASK_DTYPES = (torch.bool, torch.uint8, torch.float16, torch.bfloat16, torch.float32,
+                    torch.float64)
+
+
+def _normalise_backend(name: str, source: str) -> str:
+    value = (name or 'auto').strip().lower()
+    if value not in BACKENDS:
+        raise ValueError(f'{source} must be one of {BACKENDS}, got {name!r}')
+    return value
+
+
+_backend = [os.environ.get(ENV_VAR, 'auto')]    # validated on first use, so a typo fails loudly
+_warned = [False]
+_ext_loaded = _ext_loader.load()                 # loading never raises; see _ext_loader.load_error
+
+
+def set_matrix_nms_backend(name: str) -> None:
+    """``'auto'`` (extension when it can run the input, else the reference), ``'torch'`` or
+    ``'ext'`` (the extension or an error); overrides ``MMDET_SOLO_MATRIX_NMS``."""
+    _backend[0] = _normalise_backend(name, 'set_matrix_nms_backend(name)')
+
+
+def get_matrix_nms_backend() -> str:
+    return _normalise_backend(_backend[0], ENV_VAR)
+
+
+def _ext_unsupported(seg_masks: torch.Tensor, cate_labels: torch.Tensor,
+                     sum_masks: Optional[torch.Tensor]) -> Optional[str]:
+    """Why the compiled operator cannot run this input (None when it can)."""
+    if not _ext_loaded:
+        return f'the extension {_ext_loader.EXT_MODULE} is not available ({_ext_loader.load_error()})'
+    if not _ext_loader.has_kernel(seg_masks.device.type):
+        return (f'the extension has no kernel for {seg_masks.device.type} tensors '
+                f'(built without it)')
+    if seg_masks.dtype not in _EXT_MASK_DTYPES:
+        return f'the extension takes bool, uint8 or floating point masks, got {seg_masks.dtype}'
+    if cate_labels.is_floating_point() or cate_labels.is_complex():
+        return f'the extension takes integer labels, got {cate_labels.dtype}'
+    if torch.is_grad_enabled() and (seg_masks.requires_grad or
+                                    (sum_masks is not None and sum_masks.requires_grad)):
+        return 'the extension does not differentiate through seg_masks or sum_masks'
+    return None
+
+
+def _use_ext(seg_masks, cate_labels, sum_masks) -> bool:
+    backend = get_matrix_nms_backend()
+    if backend == 'torch':
+        return False
+    reason = _ext_unsupported(seg_masks, cate_labels, sum_masks)
+    if reason is None:
+        return True
+    if backend == 'ext':
+        raise RuntimeError(f'matrix_nms: {ENV_VAR}=ext was requested but {reason}')
+    if (not _ext_loaded or 'no kernel' in reason) and not _warned[0]:
+        _warned[0] = True
+        warnings.warn(f'mmdet_solo.ops.matrix_nms: {reason}; using the PyTorch reference '
+                      f'(same results, slower). Rebuild with `pip install --no-build-isolation '
+                      f'-e .`, or set {ENV_VAR}=torch to silence this warning.', stacklevel=3)
+    return False
+
+
+def matrix_nms(seg_masks: torch.Tensor, cate_labels: torch.Tensor, cate_scores: torch.Tensor,
+               kernel: str = 'gaussian', sigma: float = 2.0,
+               sum_masks: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Decay the scores of masks that overlap higher-scored masks of the same class.
+
+    Runs the compiled operator when available (see the module docstring), else
+    :func:`matrix_nms_torch`; the two agree exactly on binary masks.
+
+    Args:
+        seg_masks: (N, H, W) binary masks (bool, uint8 or float 0/1), sorted by descending score.
+            The compiled operator raises ``ValueError`` on a value other than 0 and 1.
+        cate_labels: (N,) class of each mask (integer).
+        cate_scores: (N,) scores, descending.
+        kernel: ``'gaussian'`` (decay ``exp(-sigma * iou**2)``) or ``'linear'`` (``1 - iou``).
+        sigma: the gaussian kernel's coefficient (it multiplies, as in the original).
+        sum_masks: (N,) mask areas, computed when not given; when given they are used as they
+            are (as float32) in the unions ``sum_i + sum_j - inter``.
+
+    Returns:
+        (N,) decayed scores, same order and dtype as ``cate_scores``. A mask of zero area has
+        IoU 0 with every mask (it neither decays nor is decayed); with ``kernel='linear'`` an
+        exact duplicate of a higher-scored mask of its class gets score 0 and suppresses nothing.
+    """
+    _check_inputs(seg_masks, cate_labels, cate_scores, kernel, sum_masks)
+    if not _use_ext(seg_masks, cate_labels, sum_masks):
+        return matrix_nms_torch(seg_masks, cate_labels, cate_scores, kernel, sigma, sum_masks)
+    op = torch.ops.mmdet_solo.matrix_nms
+    if torch.is_grad_enabled() and cate_scores.requires_grad:
+        # the operator has no autograd formula: take the decay (scores of 1) and multiply here,
+        # exactly as the reference does, so that gradients reach cate_scores.
+        ones = torch.ones(cate_scores.shape, dtype=torch.float32, device=cate_scores.device)
+        decay = op(seg_masks, cate_labels, ones, kernel, float(sigma), sum_masks)
+        return cate_scores * decay.to(cate_scores.dtype)
+    return op(seg_masks, cate_labels, cate_scores, kernel, float(sigma), sum_masks)

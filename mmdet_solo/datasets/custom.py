@@ -1,0 +1,229 @@
+"""``CustomDataset``: the shared machinery of the detection datasets (mmdet v1 semantics).
+
+A subclass implements :meth:`load_annotations` (returning the per-image ``img_infos`` with
+``filename``, ``height``, ``width``) and :meth:`get_ann_info`. This class adds the
+class-name handling, path checks, the aspect-ratio ``flag`` for the group samplers and the
+pipeline calls (``prepare_train_img`` / ``prepare_test_img``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import os.path as osp
+import pickle
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from ..registry import DATASETS
+from .pipelines import Compose
+
+ClassesArg = Union[None, str, Sequence[str]]
+MAX_RETRIES = 100  # prepare_train_img retries before giving up on a dropping pipeline
+
+
+def get_classes(classes: ClassesArg, default: Optional[Sequence[str]]) -> Tuple[str, ...]:
+    """Resolve ``classes``: ``None`` → ``default``; a str → a text file with one name a line."""
+    if classes is None:
+        if default is None:
+            raise ValueError('no class names: pass classes=(...) or a path to a text file '
+                             'with one class name per line')
+        return tuple(default)
+    if isinstance(classes, str):
+        if not osp.isfile(classes):
+            raise FileNotFoundError(f'classes: {classes!r} is not a file; pass a tuple/list of '
+                                    f'class names or a path to a text file with one name per line')
+        with open(classes, encoding='utf-8') as f:
+            names = tuple(line.strip() for line in f if line.strip())
+        if not names:
+            raise ValueError(f'classes file {classes!r} has no class names')
+    elif isinstance(classes, (list, tuple)):
+        names = tuple(classes)
+        if not names or not all(isinstance(n, str) and n for n in names):
+            raise ValueError(f'classes must be a non-empty list of non-empty strings, got {classes!r}')
+    else:
+        raise TypeError(f'classes must be None, a tuple/list of names or a file path, '
+                        f'got {type(classes).__name__}: {classes!r}')
+    dups = sorted({n for n in names if names.count(n) > 1})
+    if dups:
+        raise ValueError(f'classes: duplicate class names {dups}')
+    return names
+
+
+def load_proposals(path: str) -> Any:
+    """Load a proposal file (``.pkl`` or ``.json``)."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'proposal_file not found: {path!r}')
+    if path.endswith(('.pkl', '.pickle')):
+        with open(path, 'rb') as f:
+            return pickle.load(f)
+    if path.endswith('.json'):
+        with open(path, encoding='utf-8') as f:
+            return json.load(f)
+    raise ValueError(f'proposal_file {path!r}: expected a .pkl or .json file')
+
+
+def find_missing_files(prefix: Optional[str], names: Sequence[str]) -> List[str]:
+    """Paths of ``prefix/name`` that do not exist (one directory listing when possible)."""
+    listing: Optional[set] = None
+    if prefix and osp.isdir(prefix):
+        try:
+            with os.scandir(prefix) as it:
+                listing = {e.name for e in it}
+        except OSError:
+            listing = None
+    missing = []
+    for name in names:
+        if listing is not None and '/' not in name and os.sep not in name:
+            ok = name in listing
+        else:
+            ok = osp.exists(osp.join(prefix, name) if prefix else name)
+        if not ok:
+            missing.append(osp.join(prefix, name) if prefix else name)
+    return missing
+
+
+@DATASETS.register_module()
+class CustomDataset(Dataset):
+    """Base detection dataset; see the module docstring.
+
+    Args:
+        ann_file: annotation file.
+        pipeline: list of transform configs / callables (see ``Compose``).
+        classes: class names (tuple/list or a text file path); default ``self.CLASSES``.
+        img_prefix: folder of the images ('' = paths relative to the working directory).
+        test_mode: keep every image, no filtering, no ``ann_info`` in the samples.
+        filter_empty_gt: in training, drop images without usable annotations.
+        min_size: in training, drop images whose shorter side is below this.
+        seg_prefix: folder of semantic segmentation maps (unused by SOLO).
+        proposal_file: a ``.pkl``/``.json`` list of per-image proposals (unused by SOLO).
+    """
+
+    CLASSES: Optional[Tuple[str, ...]] = None
+
+    def __init__(self, ann_file: str, pipeline: Sequence[Any], classes: ClassesArg = None,
+                 img_prefix: Optional[str] = '', test_mode: bool = False,
+                 filter_empty_gt: bool = True, min_size: int = 32,
+                 seg_prefix: Optional[str] = None, proposal_file: Optional[str] = None) -> None:
+        name = type(self).__name__
+        if not isinstance(ann_file, str) or not osp.isfile(ann_file):
+            raise FileNotFoundError(f'{name}: annotation file not found: {ann_file!r}')
+        if img_prefix and not osp.isdir(img_prefix):
+            raise FileNotFoundError(f'{name}: image folder (img_prefix) not found: {img_prefix!r}')
+        self.ann_file = ann_file
+        self.img_prefix = img_prefix
+        self.seg_prefix = seg_prefix
+        self.proposal_file = proposal_file
+        self.test_mode = test_mode
+        self.filter_empty_gt = filter_empty_gt
+        self.min_size = min_size
+        self.CLASSES = get_classes(classes, type(self).CLASSES)
+
+        self.img_infos: List[Dict[str, Any]] = self.load_annotations(ann_file)
+        self.proposals = load_proposals(proposal_file) if proposal_file is not None else None
+        if self.proposals is not None and len(self.proposals) != len(self.img_infos):
+            raise ValueError(f'{name}: proposal_file {proposal_file!r} has {len(self.proposals)} '
+                             f'entries, the annotation file {len(self.img_infos)} images')
+        self.filter_stats: Dict[str, int] = {}
+        if not test_mode:
+            total = len(self.img_infos)
+            valid_inds = self._filter_imgs(min_size)
+            self._select(valid_inds)
+            if not self.img_infos:
+                raise ValueError(
+                    f'{name}: no training images left in {ann_file!r} after filtering '
+                    f'{total} images ({self._filter_summary()}); check the classes, '
+                    f'filter_empty_gt={filter_empty_gt} and min_size={min_size}')
+        self._check_image_files()
+        self._set_group_flag()
+        self.pipeline = Compose(pipeline)
+
+    # ----------------------------------------------------------------- subclass hooks
+    def load_annotations(self, ann_file: str) -> List[Dict[str, Any]]:
+        raise NotImplementedError(f'{type(self).__name__} must implement load_annotations')
+
+    def get_ann_info(self, idx: int) -> Dict[str, Any]:
+        raise NotImplementedError(f'{type(self).__name__} must implement get_ann_info')
+
+    def _filter_imgs(self, min_size: int = 32) -> List[int]:
+        """Indices of the images kept for training (here: large enough)."""
+        keep = [i for i, info in enumerate(self.img_infos)
+                if min(info['width'], info['height']) >= min_size]
+        self.filter_stats = {'smaller than min_size': len(self.img_infos) - len(keep)}
+        return keep
+
+    def _select(self, inds: Sequence[int]) -> None:
+        """Keep only the images ``inds`` (subclasses also subset their own per-image lists)."""
+        self.img_infos = [self.img_infos[i] for i in inds]
+        if self.proposals is not None:
+            self.proposals = [self.proposals[i] for i in inds]
+
+    # ----------------------------------------------------------------- helpers
+    def _filter_summary(self) -> str:
+        parts = [f'{n} {why}' for why, n in self.filter_stats.items() if n]
+        return ', '.join(parts) if parts else 'none filtered'
+
+    def _check_image_files(self, shown: int = 5) -> None:
+        missing = find_missing_files(self.img_prefix, [i['filename'] for i in self.img_infos])
+        if missing:
+            raise FileNotFoundError(
+                f'{type(self).__name__}: {len(missing)} of {len(self.img_infos)} images listed in '
+                f'{self.ann_file!r} are missing on disk (img_prefix={self.img_prefix!r}), '
+                f'e.g. {missing[:shown]}')
+
+    def _set_group_flag(self) -> None:
+        """``flag[i] = 1`` for landscape images (w / h > 1), else 0 (the group sampler key)."""
+        w = np.array([info['width'] for info in self.img_infos], dtype=np.float64)
+        h = np.array([info['height'] for info in self.img_infos], dtype=np.float64)
+        self.flag = (w / np.maximum(h, 1e-12) > 1).astype(np.uint8)
+
+    def __len__(self) -> int:
+        return len(self.img_infos)
+
+    def pre_pipeline(self, results: Dict[str, Any]) -> None:
+        results['img_prefix'] = self.img_prefix
+        results['seg_prefix'] = self.seg_prefix
+        results['proposal_file'] = self.proposal_file
+        results['bbox_fields'] = []
+        results['mask_fields'] = []
+        results['seg_fields'] = []
+
+    def _rand_another(self, idx: int) -> int:
+        pool = np.where(self.flag == self.flag[idx])[0]
+        return int(np.random.choice(pool))
+
+    def _run_pipeline(self, idx: int, results: Dict[str, Any]) -> Any:
+        try:
+            return self.pipeline(results)
+        except Exception as e:  # name the sample; keep the exception type
+            e.add_note(f'{type(self).__name__}: while processing sample {idx} '
+                       f"(image {self.img_infos[idx].get('filename')!r}, "
+                       f'img_prefix {self.img_prefix!r})')
+            raise
+
+    def prepare_train_img(self, idx: int) -> Optional[Dict[str, Any]]:
+        results = dict(img_info=self.img_infos[idx], ann_info=self.get_ann_info(idx))
+        if self.proposals is not None:
+            results['proposals'] = self.proposals[idx]
+        self.pre_pipeline(results)
+        return self._run_pipeline(idx, results)
+
+    def prepare_test_img(self, idx: int) -> Dict[str, Any]:
+        results = dict(img_info=self.img_infos[idx])
+        if self.proposals is not None:
+            results['proposals'] = self.proposals[idx]
+        self.pre_pipeline(results)
+        return self._run_pipeline(idx, results)
+
+    def __getitem__(self, idx: int) -> Dict[str, Any]:
+        if self.test_mode:
+            return self.prepare_test_img(idx)
+        first = idx
+        for _ in range(MAX_RETRIES):
+            data = self.prepare_train_img(idx)
+            if data is not None:
+                return data
+            idx = self._rand_another(idx)  # the pipeline dropped it: another of the same group
+        raise RuntimeError(f'{type(self).__name__}: the pipeline returned None for {MAX_RETRIES} '
+                           f'samples in a row (starting at index {first}); check the pipeline')

@@ -1,0 +1,7 @@
+"""Samplers: aspect-ratio group samplers (training) and the distributed test sampler."""
+from .distributed_sampler import (DistributedGroupSampler, DistributedSampler, get_dist_info,
+                                  merge_dist_results)
+from .group_sampler import GroupSampler, epoch_rng, group_flags
+
+__all__ = ['GroupSampler', 'DistributedGroupSampler', 'DistributedSampler', 'get_dist_info',
+           'merge_dist_results', 'epoch_rng', 'group_flags']

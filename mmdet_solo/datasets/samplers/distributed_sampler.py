@@ -1,0 +1,136 @@
+"""Distributed samplers: ``DistributedGroupSampler`` (training) and ``DistributedSampler``
+(testing, in order), plus :func:`merge_dist_results` to undo the test split.
+
+Every rank gets the same number of samples (padding by repetition), and the order is a pure
+function of ``(seed, epoch)``, identical on all ranks before the per-rank slice.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch.distributed as dist
+from torch.utils.data import Dataset, Sampler
+
+from .group_sampler import check_positive_int, epoch_rng, group_flags
+
+
+def get_dist_info() -> Tuple[int, int]:
+    """``(rank, world_size)`` of the default process group, ``(0, 1)`` without one."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _replicas_and_rank(num_replicas: Optional[int], rank: Optional[int], owner: str
+                       ) -> Tuple[int, int]:
+    _rank, _world = get_dist_info()
+    num_replicas = _world if num_replicas is None else num_replicas
+    rank = _rank if rank is None else rank
+    num_replicas = check_positive_int(num_replicas, 'num_replicas', owner)
+    if not isinstance(rank, (int, np.integer)) or not 0 <= rank < num_replicas:
+        raise ValueError(f'{owner}: rank must be in [0, {num_replicas}), got {rank!r}')
+    return num_replicas, int(rank)
+
+
+class DistributedGroupSampler(Sampler):
+    """Group-pure batches split across ranks (mmdet v1 ``DistributedGroupSampler``).
+
+    Each group is shuffled and padded by repetition to a multiple of
+    ``samples_per_gpu * num_replicas``; the batches are shuffled and rank ``r`` takes the
+    ``r``-th contiguous block of ``num_samples`` indices.
+    """
+
+    def __init__(self, dataset: Dataset, samples_per_gpu: int = 1,
+                 num_replicas: Optional[int] = None, rank: Optional[int] = None,
+                 seed: int = 0) -> None:
+        owner = 'DistributedGroupSampler'
+        self.dataset = dataset
+        self.samples_per_gpu = check_positive_int(samples_per_gpu, 'samples_per_gpu', owner)
+        self.num_replicas, self.rank = _replicas_and_rank(num_replicas, rank, owner)
+        self.seed = int(seed)
+        self.epoch = 0
+        self.flag = group_flags(dataset)
+        self.group_sizes = np.bincount(self.flag) if len(self.flag) else np.zeros(0, np.int64)
+        per_block = self.samples_per_gpu * self.num_replicas
+        self.num_samples = int(sum(math.ceil(int(s) / per_block) * self.samples_per_gpu
+                                   for s in self.group_sizes))
+        self.total_size = self.num_samples * self.num_replicas
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        rng = epoch_rng(self.seed, self.epoch)
+        spg = self.samples_per_gpu
+        per_block = spg * self.num_replicas
+        indices: List[np.ndarray] = []
+        for g, size in enumerate(self.group_sizes):
+            size = int(size)
+            if size == 0:
+                continue
+            inds = rng.permutation(np.flatnonzero(self.flag == g))
+            padded = math.ceil(size / per_block) * per_block
+            indices.append(np.resize(inds, padded))  # pad by repeating the shuffled list
+        if not indices:
+            return iter([])
+        batches = np.concatenate(indices).reshape(-1, spg)
+        order = batches[rng.permutation(len(batches))].reshape(-1)
+        assert len(order) == self.total_size
+        offset = self.num_samples * self.rank
+        return iter(order[offset:offset + self.num_samples].astype(np.int64).tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+class DistributedSampler(Sampler):
+    """Test-time split: the (padded) index list ``0..N-1`` strided over ranks.
+
+    Rank ``r`` gets ``indices[r::num_replicas]`` after padding the list by repeating its
+    start to a multiple of ``num_replicas`` (as ``torch``'s sampler). Gather the per-rank
+    results with :func:`merge_dist_results` to get dataset order without the padding.
+    ``shuffle=True`` permutes deterministically from ``(seed, epoch)``.
+    """
+
+    def __init__(self, dataset: Dataset, num_replicas: Optional[int] = None,
+                 rank: Optional[int] = None, shuffle: bool = False, seed: int = 0) -> None:
+        self.dataset = dataset
+        self.num_replicas, self.rank = _replicas_and_rank(num_replicas, rank, 'DistributedSampler')
+        self.shuffle = shuffle
+        self.seed = int(seed)
+        self.epoch = 0
+        self.num_samples = math.ceil(len(dataset) / self.num_replicas)
+        self.total_size = self.num_samples * self.num_replicas
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        n = len(self.dataset)
+        if self.shuffle:
+            indices = epoch_rng(self.seed, self.epoch).permutation(n)
+        else:
+            indices = np.arange(n)
+        if n:
+            indices = np.resize(indices, self.total_size)
+        return iter(indices[self.rank::self.num_replicas].astype(np.int64).tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+def merge_dist_results(parts: Sequence[Sequence[Any]], size: int) -> List[Any]:
+    """Undo the ``DistributedSampler(shuffle=False)`` split: interleave the per-rank result
+    lists (``parts[r]`` from rank ``r``) and drop the padding duplicates at the end."""
+    if not parts:
+        raise ValueError('merge_dist_results: got no per-rank parts')
+    lengths = {len(p) for p in parts}
+    if len(lengths) != 1:
+        raise ValueError(f'merge_dist_results: ranks returned different numbers of results '
+                         f'{[len(p) for p in parts]}; each rank must return one per sample')
+    merged = [r for group in zip(*parts) for r in group]
+    if len(merged) < size:
+        raise ValueError(f'merge_dist_results: {len(merged)} results for {size} samples')
+    return merged[:size]
