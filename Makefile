@@ -24,7 +24,7 @@ test: setup
 	$(PY) -m pytest -q tests
 
 demo: setup
-	@echo "make demo: not yet — the shapes demo lands with issue #4."
+	bash tools/run_demo.sh
 
 bench: setup
 	$(PY) benchmarks/bench_inference.py

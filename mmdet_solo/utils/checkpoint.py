@@ -171,6 +171,8 @@ def load_checkpoint(model: nn.Module, filename: str,
                     ignore_prefixes: Sequence[str] = ()) -> dict:
     """Load a checkpoint (file path or ``torchvision://name``) into ``model``.
 
+    Checkpoints of MMDetection 2.x/3.x, AdelaiDet and PaddleDetection (``.pdparams``) are
+    recognised by their key names and converted (``mmdet_solo.utils.convert``) first.
     Tensors whose shape differs from the model's are skipped. Missing keys, unexpected keys and
     shape mismatches are reported in one message: a warning, or a ``RuntimeError`` when
     ``strict`` (the matching tensors are loaded in both cases). Checkpoint keys starting with one
@@ -186,7 +188,9 @@ def load_checkpoint(model: nn.Module, filename: str,
         path = resolve_model_zoo(filename)
         if filename.startswith('torchvision://'):
             ignore += ('fc.',)
-    state_dict, meta = load_state_dict_file(path, map_location)
+    # foreign formats (mmdet, AdelaiDet, Paddle .pdparams) are detected and renamed to ours
+    from .convert.io import read_checkpoint
+    state_dict, meta, _ = read_checkpoint(path, map_location, logger=logger)
     if ignore:
         state_dict = OrderedDict((k, v) for k, v in state_dict.items() if not k.startswith(ignore))
     target = model.module if hasattr(model, 'module') and isinstance(model.module, nn.Module) \

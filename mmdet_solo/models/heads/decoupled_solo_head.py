@@ -14,8 +14,8 @@ import torch.nn.functional as F
 
 from ...registry import HEADS
 from ...structures import InstanceResult
-from .postprocess import segm_postprocess, select_candidates
-from .solo_head import SOLOHead, _cfg, normal_init
+from .postprocess import cfg_get, segm_postprocess, select_candidates
+from .solo_head import SOLOHead, normal_init
 from .utils import bias_init_with_prob, coord_features, level_strides_per_cell, split_feats
 
 
@@ -115,9 +115,11 @@ class DecoupledSOLOHead(SOLOHead):
             rows, cols = cell // num_grid, cell % num_grid
             mask_probs.append(pred_x[img, cols].sigmoid() * pred_y[img, rows].sigmoid())
         num_pos = int(sum(int(p.sum()) for p in pos_masks))
+        sync = cfg_get(cfg, 'sync_normalizer', True)
         return dict(
-            loss_ins=self._dice_loss(mask_probs, mask_targets, list(ins_preds_x) + list(ins_preds_y)),
-            loss_cate=self._cate_loss(cate_preds, cate_targets, num_pos))
+            loss_ins=self._dice_loss(mask_probs, mask_targets, list(ins_preds_x) + list(ins_preds_y),
+                                     sync),
+            loss_cate=self._cate_loss(cate_preds, cate_targets, num_pos, sync))
 
     # --------------------------------------------------------------- inference
     def _candidate_masks_xy(self, ins_preds_x: Sequence[torch.Tensor],
@@ -153,8 +155,10 @@ class DecoupledSOLOHead(SOLOHead):
         preds_y = [p.detach() for p in ins_preds_y]
         results = []
         for img_id, meta in enumerate(img_metas):
-            cells, labels, scores = select_candidates(all_scores[img_id], _cfg(cfg, 'score_thr'))
-            masks = self._candidate_masks_xy(preds_x, preds_y, img_id, cells, out_size)
+            cells, labels, scores = select_candidates(all_scores[img_id], cfg_get(cfg, 'score_thr', 0.1))
+            uniq, inverse = torch.unique(cells, return_inverse=True)
+            masks = self._candidate_masks_xy(preds_x, preds_y, img_id, uniq, out_size)
             results.append(segm_postprocess(masks, labels, scores, strides[cells],
-                                            meta['img_shape'], meta['ori_shape'], cfg, rescale))
+                                            meta['img_shape'], meta['ori_shape'], cfg, rescale,
+                                            mask_inds=inverse))
         return results

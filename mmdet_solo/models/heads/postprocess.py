@@ -1,7 +1,7 @@
 """Post-processing shared by the SOLO heads (the original ``get_seg_single``, minus mask building)."""
 from __future__ import annotations
 
-from typing import Mapping, Sequence, Tuple
+from typing import Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -30,56 +30,63 @@ def select_candidates(cate_scores: torch.Tensor, score_thr: float
 
 def segm_postprocess(seg_preds: torch.Tensor, cate_labels: torch.Tensor, cate_scores: torch.Tensor,
                      strides: torch.Tensor, img_shape: Sequence[int], ori_shape: Sequence[int],
-                     cfg, rescale: bool = True) -> InstanceResult:
+                     cfg, rescale: bool = True,
+                     mask_inds: Optional[torch.Tensor] = None) -> InstanceResult:
     """From candidate soft masks to final instances, exactly as the original.
 
     Args:
-        seg_preds: (K, h, w) soft masks (probabilities) at 1/4 of the padded input.
+        seg_preds: (U, h, w) soft masks (probabilities) at 1/4 of the padded input.
         cate_labels, cate_scores, strides: (K,) label, score and level stride of each candidate.
         img_shape: (H, W, ...) of the resized image inside the padded input.
         ori_shape: (H, W, ...) of the original image.
         cfg: test_cfg with ``mask_thr, nms_pre, kernel, sigma, update_thr, max_per_img``.
         rescale: resize masks to ``ori_shape`` (else return them at ``img_shape``).
+        mask_inds: (K,) row of ``seg_preds`` of each candidate (default: row k). Candidates of
+            the same cell share one mask, so a head passes each cell's mask once.
     """
     h, w = int(img_shape[0]), int(img_shape[1])
     out_h, out_w = (int(ori_shape[0]), int(ori_shape[1])) if rescale else (h, w)
     mask_thr = cfg_get(cfg, 'mask_thr', 0.5)
     if len(cate_scores) == 0:
         return InstanceResult.empty(out_h, out_w)
+    if mask_inds is None:
+        mask_inds = torch.arange(len(cate_scores), device=seg_preds.device)
 
-    seg_masks = seg_preds > mask_thr
-    sum_masks = seg_masks.sum((1, 2)).float()
-    keep = (sum_masks > strides).nonzero().flatten()
+    # per mask: binary area and soft sum inside the binary mask
+    bin_masks = seg_preds > mask_thr
+    areas = bin_masks.sum((1, 2)).float()
+    soft_sums = (seg_preds * bin_masks.float()).sum((1, 2))
+    # drop candidates whose mask is not larger than their level's stride
+    keep = (areas[mask_inds] > strides).nonzero().flatten()
     if len(keep) == 0:
         return InstanceResult.empty(out_h, out_w)
-    seg_preds, seg_masks, sum_masks = seg_preds[keep], seg_masks[keep], sum_masks[keep]
-    cate_labels = cate_labels[keep]
+    mask_inds, cate_labels = mask_inds[keep], cate_labels[keep]
     # maskness: mean soft value over the binary mask
-    cate_scores = cate_scores[keep] * ((seg_preds * seg_masks.float()).sum((1, 2)) / sum_masks)
+    cate_scores = cate_scores[keep] * (soft_sums[mask_inds] / areas[mask_inds])
 
     order = torch.argsort(cate_scores, descending=True)
     nms_pre = cfg_get(cfg, 'nms_pre', 500)
     if len(order) > nms_pre:
         order = order[:nms_pre]
-    cate_scores, cate_labels = cate_scores[order], cate_labels[order]
-    seg_masks, sum_masks, seg_preds = seg_masks[order], sum_masks[order], seg_preds[order]
+    cate_scores, cate_labels, mask_inds = cate_scores[order], cate_labels[order], mask_inds[order]
 
-    cate_scores = matrix_nms(seg_masks, cate_labels, cate_scores,
+    cate_scores = matrix_nms(bin_masks[mask_inds], cate_labels, cate_scores,
                              kernel=cfg_get(cfg, 'kernel', 'gaussian'),
-                             sigma=cfg_get(cfg, 'sigma', 2.0), sum_masks=sum_masks)
-    keep_inds = (cate_scores >= cfg_get(cfg, 'update_thr', 0.05)).nonzero().flatten()
-    if len(keep_inds) == 0:
+                             sigma=cfg_get(cfg, 'sigma', 2.0), sum_masks=areas[mask_inds])
+    keep = (cate_scores >= cfg_get(cfg, 'update_thr', 0.05)).nonzero().flatten()
+    if len(keep) == 0:
         return InstanceResult.empty(out_h, out_w)
-    cate_scores = cate_scores[keep_inds]
+    cate_scores = cate_scores[keep]
     order = torch.argsort(cate_scores, descending=True)
     max_per_img = cfg_get(cfg, 'max_per_img', 100)
     if len(order) > max_per_img:
         order = order[:max_per_img]
-    sel = keep_inds[order]
-    cate_scores, cate_labels, seg_preds = cate_scores[order], cate_labels[sel], seg_preds[sel]
+    sel = keep[order]
+    cate_scores, cate_labels = cate_scores[order], cate_labels[sel]
+    soft = seg_preds[mask_inds[sel]]
 
-    pad_h, pad_w = seg_preds.shape[-2] * 4, seg_preds.shape[-1] * 4
-    masks = F.interpolate(seg_preds[None], size=(pad_h, pad_w), mode='bilinear')[:, :, :h, :w]
+    pad_h, pad_w = soft.shape[-2] * 4, soft.shape[-1] * 4
+    masks = F.interpolate(soft[None], size=(pad_h, pad_w), mode='bilinear')[:, :, :h, :w]
     if rescale:
         masks = F.interpolate(masks, size=(out_h, out_w), mode='bilinear')
     masks = masks[0] > mask_thr

@@ -17,9 +17,9 @@ from ...registry import HEADS, LOSSES
 from ...structures import InstanceResult
 from ..layers import ConvModule
 from ..losses import dice_loss
-from .postprocess import segm_postprocess, select_candidates
+from .postprocess import cfg_get, segm_postprocess, select_candidates
 from .targets import assign_grid_cells, rescale_masks
-from .utils import (bias_init_with_prob, coord_features, flatten_cate_preds,
+from .utils import (bias_init_with_prob, coord_features, flatten_cate_preds, loss_normalizer,
                     level_strides_per_cell, points_nms, split_feats)
 
 DEFAULT_NORM_CFG = dict(type='GN', num_groups=32, requires_grad=True)
@@ -244,21 +244,29 @@ class SOLOHead(nn.Module):
 
     # -------------------------------------------------------------------- loss
     def _cate_loss(self, cate_preds: Sequence[torch.Tensor], cate_targets: Sequence[torch.Tensor],
-                   num_pos: int) -> torch.Tensor:
-        """Focal loss over all cells of all levels and images, normalised by ``num_pos + 1``."""
+                   num_pos: int, sync: bool = True) -> torch.Tensor:
+        """Focal loss over all cells of all levels and images, normalised by ``num_pos + 1``
+        (summed over ranks in a distributed run, see ``loss_normalizer``)."""
         flat_preds = torch.cat([p.permute(0, 2, 3, 1).reshape(-1, self.cate_out_channels)
                                 for p in cate_preds])
         flat_labels = torch.cat([t.flatten() for t in cate_targets])
-        return self.loss_cate(flat_preds, flat_labels, avg_factor=num_pos + 1)
+        avg = loss_normalizer(num_pos, 1, sync, flat_preds.device)
+        return self.loss_cate(flat_preds, flat_labels, avg_factor=avg)
 
     def _dice_loss(self, mask_probs: Sequence[torch.Tensor], mask_targets: Sequence[torch.Tensor],
-                   connect_to: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Mean dice loss over the targets of all levels × loss weight (level sizes differ)."""
+                   connect_to: Sequence[torch.Tensor], sync: bool = True) -> torch.Tensor:
+        """Mean dice loss over the targets of all levels × loss weight (level sizes differ).
+
+        ``0 * sum(connect_to)`` keeps every level's mask branch in the graph even when that
+        level (or the whole batch) has no positive cell, so DDP sees the same parameters used
+        on every rank."""
+        zero = sum(p.sum() for p in connect_to) * 0.0
         per_target = [dice_loss(p.float(), t, self.loss_ins.eps)
                       for p, t in zip(mask_probs, mask_targets) if len(p)]
-        if not per_target:  # no positive cell in the batch: a zero still in the graph
-            return sum(p.sum() for p in connect_to) * 0.0
-        return torch.cat(per_target).mean() * self.ins_loss_weight
+        num = loss_normalizer(sum(len(t) for t in per_target), sync=sync, device=zero.device)
+        if num == 0:  # no positive cell anywhere
+            return zero
+        return torch.cat(per_target).sum() / num * self.ins_loss_weight + zero
 
     def loss(self,
              ins_preds: Sequence[torch.Tensor],
@@ -276,8 +284,9 @@ class SOLOHead(nn.Module):
         mask_probs = [p.flatten(0, 1)[pos.flatten()].sigmoid()
                       for p, pos in zip(ins_preds, pos_masks)]
         num_pos = int(sum(int(p.sum()) for p in pos_masks))
-        return dict(loss_ins=self._dice_loss(mask_probs, mask_targets, ins_preds),
-                    loss_cate=self._cate_loss(cate_preds, cate_targets, num_pos))
+        sync = cfg_get(cfg, 'sync_normalizer', True)
+        return dict(loss_ins=self._dice_loss(mask_probs, mask_targets, ins_preds, sync),
+                    loss_cate=self._cate_loss(cate_preds, cate_targets, num_pos, sync))
 
     # --------------------------------------------------------------- inference
     def _level_of_cells(self, cells: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -319,19 +328,11 @@ class SOLOHead(nn.Module):
         strides = level_strides_per_cell(self.seg_num_grids, self.strides, all_scores.device)
         results = []
         for img_id, meta in enumerate(img_metas):
-            cells, labels, scores = select_candidates(all_scores[img_id], _cfg(cfg, 'score_thr'))
-            masks = self._candidate_masks([p.detach() for p in ins_preds], img_id, cells, out_size)
+            cells, labels, scores = select_candidates(all_scores[img_id], cfg_get(cfg, 'score_thr', 0.1))
+            uniq, inverse = torch.unique(cells, return_inverse=True)
+            masks = self._candidate_masks([p.detach() for p in ins_preds], img_id, uniq, out_size)
             results.append(segm_postprocess(masks, labels, scores, strides[cells],
-                                            meta['img_shape'], meta['ori_shape'], cfg, rescale))
+                                            meta['img_shape'], meta['ori_shape'], cfg, rescale,
+                                            mask_inds=inverse))
         return results
 
-
-def _cfg(cfg, key: str):
-    """``cfg.key`` or ``cfg[key]``, with a clear error when missing."""
-    if isinstance(cfg, dict):
-        if key not in cfg:
-            raise KeyError(f'test_cfg has no {key!r}: {cfg}')
-        return cfg[key]
-    if not hasattr(cfg, key):
-        raise KeyError(f'test_cfg has no {key!r}')
-    return getattr(cfg, key)

@@ -13,7 +13,7 @@ from ..layers import ConvModule
 from .postprocess import cfg_get, segm_postprocess, select_candidates
 from .targets import assign_grid_cells, rescale_masks
 from .utils import (bias_init_with_prob, coord_features, flatten_cate_preds, level_strides_per_cell,
-                    points_nms, split_feats)
+                    loss_normalizer, points_nms, split_feats)
 
 _DEFAULT_SCALE_RANGES = ((8, 32), (16, 64), (32, 128), (64, 256), (128, 512))
 
@@ -72,8 +72,7 @@ class SOLOv2Head(nn.Module):
 
     def init_weights(self) -> None:
         for m in list(self.cate_convs) + list(self.kernel_convs):
-            if isinstance(m.conv, nn.Conv2d):
-                nn.init.normal_(m.conv.weight, std=0.01)
+            nn.init.normal_(m.conv.weight, std=0.01)   # plain or deformable, as the original
         nn.init.normal_(self.solo_cate.weight, std=0.01)
         nn.init.constant_(self.solo_cate.bias, bias_init_with_prob(0.01))
         nn.init.normal_(self.solo_kernel.weight, std=0.01)
@@ -126,11 +125,16 @@ class SOLOv2Head(nn.Module):
             for lvl_targets, cate, lvl in zip(cate_targets, cates, levels):
                 lvl_targets.append(cate.flatten())
                 num_pos += int((lvl.cell_owner() >= 0).sum())
-        loss_ins = self.loss_ins(torch.cat(mask_preds).sigmoid(), torch.cat(mask_targets))
+        sync = cfg_get(cfg, 'sync_normalizer', True)
+        mask_preds = torch.cat(mask_preds)
+        device = mask_preds.device
+        loss_ins = self.loss_ins(mask_preds.sigmoid(), torch.cat(mask_targets),
+                                 avg_factor=loss_normalizer(len(mask_preds), sync=sync, device=device))
         flat_labels = torch.cat([torch.cat(t) for t in cate_targets])
         flat_preds = torch.cat([p.permute(0, 2, 3, 1).reshape(-1, self.cate_out_channels)
                                 for p in cate_preds])
-        loss_cate = self.loss_cate(flat_preds, flat_labels, avg_factor=num_pos + 1)
+        loss_cate = self.loss_cate(flat_preds, flat_labels,
+                                   avg_factor=loss_normalizer(num_pos, 1, sync, device))
         return dict(loss_ins=loss_ins, loss_cate=loss_cate)
 
     # ------------------------------------------------------------------ inference
@@ -147,9 +151,12 @@ class SOLOv2Head(nn.Module):
         results = []
         for i, meta in enumerate(img_metas):
             cells, labels, scores = select_candidates(cate_scores[i], score_thr)
-            seg_preds = (kernels[i][cells] @ mask_feats[i].flatten(1)).view(-1, h, w).sigmoid()
+            # one mask per distinct cell: a cell's mask does not depend on the class
+            uniq, inverse = torch.unique(cells, return_inverse=True)
+            seg_preds = (kernels[i][uniq] @ mask_feats[i].flatten(1)).view(-1, h, w).sigmoid()
             results.append(segm_postprocess(seg_preds, labels, scores, strides[cells],
-                                            meta['img_shape'], meta['ori_shape'], cfg, rescale))
+                                            meta['img_shape'], meta['ori_shape'], cfg, rescale,
+                                            mask_inds=inverse))
         return results
 
 

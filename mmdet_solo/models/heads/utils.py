@@ -48,3 +48,17 @@ def flatten_cate_preds(cate_preds: List[torch.Tensor]) -> torch.Tensor:
     """List of (B, C, S_l, S_l) maps → (B, sum S_l^2, C)."""
     return torch.cat([p.permute(0, 2, 3, 1).reshape(p.shape[0], -1, p.shape[1])
                       for p in cate_preds], dim=1)
+
+
+def loss_normalizer(count: float, extra: float = 0.0, sync: bool = True, device=None) -> float:
+    """``count + extra``, or with ``sync`` in a distributed run ``(sum of count over ranks +
+    extra) / world_size``: the per-rank normaliser that makes DDP's gradient averaging equal to
+    one process on the whole batch. (The original normalised per GPU; ``sync_normalizer=False``
+    in ``train_cfg`` restores that.)"""
+    if sync and torch.distributed.is_available() and torch.distributed.is_initialized():
+        world = torch.distributed.get_world_size()
+        if world > 1:
+            t = torch.tensor([float(count)], dtype=torch.float64, device=device)
+            torch.distributed.all_reduce(t)
+            return (float(t.item()) + extra) / world
+    return float(count) + extra

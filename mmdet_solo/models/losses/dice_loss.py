@@ -1,6 +1,8 @@
 """Dice loss of SOLO's mask branch: ``1 - 2Σpt / (Σp² + 1e-3 + Σt² + 1e-3)`` per mask."""
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn as nn
 
@@ -30,8 +32,12 @@ class DiceLoss(nn.Module):
         self.loss_weight = loss_weight
         self.eps = eps
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """``pred``: (K, H, W) probabilities (already passed through a sigmoid)."""
-        if pred.shape[0] == 0:
+    def forward(self, pred: torch.Tensor, target: torch.Tensor,
+                avg_factor: Optional[float] = None) -> torch.Tensor:
+        """``pred``: (K, H, W) probabilities (already passed through a sigmoid). The summed
+        loss is divided by ``avg_factor`` (default K, i.e. the mean)."""
+        if avg_factor is None:
+            avg_factor = pred.shape[0]
+        if pred.shape[0] == 0 or avg_factor == 0:
             return pred.sum() * 0.0
-        return dice_loss(pred.float(), target, self.eps).mean() * self.loss_weight
+        return dice_loss(pred.float(), target, self.eps).sum() / avg_factor * self.loss_weight

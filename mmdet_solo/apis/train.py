@@ -1,0 +1,171 @@
+"""``train_detector``: data loaders, optimizer, trainer and hooks from a config, then train."""
+from __future__ import annotations
+
+import difflib
+import os.path as osp
+import time
+from typing import Any, Dict, List, Mapping, Optional
+
+import torch
+import torch.nn as nn
+
+import mmdet_solo
+from ..config import Config, ConfigError
+from ..engine.dist import get_dist_info
+from ..engine.hooks import (LOGGER_HOOK_TYPES, CheckpointHook, EvalHook, IterTimerHook,
+                            LrUpdaterHook, OptimizerHook, TensorboardLoggerHook, TextLoggerHook)
+from ..engine.optim import build_optimizer
+from ..engine.trainer import EpochBasedTrainer
+from ..utils.logger import get_root_logger
+
+# Top-level keys the training code reads although the base configs may not set them; an
+# override may create these. Any other new top-level key is taken for a typo.
+OPTIONAL_TOP_LEVEL_KEYS = ('evaluation', 'fp16', 'seed', 'gpus', 'work_dir', 'resume_from',
+                           'load_from', 'find_unused_parameters', 'deterministic', 'auto_resume',
+                           'cudnn_benchmark', 'log_level', 'total_epochs', 'dist_params',
+                           'checkpoint_config', 'optimizer_config', 'lr_config', 'log_config')
+
+CFG_OPTIONS_RULE = (
+    'Each KEY is a dotted path into the config (list items by index, e.g. '
+    'data.train.pipeline.2.img_scale). Every component but the last must already exist; the '
+    'last may be new only inside an existing dict (e.g. optimizer.nesterov=True). A '
+    'top-level key the config lacks is accepted only for the optional settings '
+    f"{', '.join(OPTIONAL_TOP_LEVEL_KEYS[:6])}, ... (e.g. evaluation.interval=1); anything "
+    'else is refused as a probable typo.')
+
+
+def check_cfg_options(cfg: Config, options: Mapping[str, Any]) -> None:
+    """Refuse ``--cfg-options`` keys that do not name something in ``cfg`` (see
+    :data:`CFG_OPTIONS_RULE`); raises :class:`~mmdet_solo.config.ConfigError`."""
+    for dotted in options:
+        parts = str(dotted).split('.')
+        node: Any = cfg.to_dict()
+        for depth, part in enumerate(parts):
+            prefix = '.'.join(parts[:depth + 1])
+            last = depth == len(parts) - 1
+            if isinstance(node, list):
+                try:
+                    idx = int(part)
+                except ValueError:
+                    raise ConfigError(f"--cfg-options '{dotted}': '{'.'.join(parts[:depth])}' is "
+                                      f"a list, so '{part}' must be an integer index") from None
+                if not -len(node) <= idx < len(node):
+                    raise ConfigError(f"--cfg-options '{dotted}': index {idx} out of range for "
+                                      f"'{'.'.join(parts[:depth])}' (length {len(node)})")
+                node = node[idx]
+                continue
+            if not isinstance(node, dict):
+                raise ConfigError(f"--cfg-options '{dotted}': '{'.'.join(parts[:depth])}' holds "
+                                  f'a {type(node).__name__}, not a dict or list')
+            if part in node:
+                node = node[part]
+                continue
+            if depth == 0 and part in OPTIONAL_TOP_LEVEL_KEYS:
+                break  # a known optional top-level setting, created by the override
+            if last and depth > 0:
+                break  # a new key inside an existing dict
+            close = difflib.get_close_matches(part, [str(k) for k in node], n=3, cutoff=0.6)
+            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ''
+            where = f"'{'.'.join(parts[:depth])}'" if depth else 'the config'
+            raise ConfigError(f"--cfg-options '{dotted}': {where} has no key '{part}'.{hint} "
+                              f'Rule: {CFG_OPTIONS_RULE}')
+
+
+def _logger_hooks(cfg: Config, work_dir: str, timestamp: str) -> List[Any]:
+    hooks = []
+    for hook_cfg in cfg.log_config.get('hooks', [dict(type='TextLoggerHook')]):
+        hook_cfg = dict(hook_cfg)
+        kind = hook_cfg.pop('type')
+        if kind == 'TextLoggerHook':
+            hooks.append(TextLoggerHook(
+                json_file=osp.join(work_dir, f'{timestamp}.log.json'), **hook_cfg))
+        elif kind == 'TensorboardLoggerHook':
+            hooks.append(TensorboardLoggerHook(**hook_cfg))
+        else:
+            raise ValueError(f"log_config.hooks: unknown logger '{kind}' "
+                             f'(available: {", ".join(LOGGER_HOOK_TYPES)})')
+    return hooks
+
+
+def _eval_hook(cfg: Config, distributed: bool) -> EvalHook:
+    from ..datasets import build_dataloader, build_dataset
+    val_dataset = build_dataset(cfg.data.val, dict(test_mode=True))
+    loader = build_dataloader(val_dataset, imgs_per_gpu=1,
+                              workers_per_gpu=cfg.data.get('workers_per_gpu', 0),
+                              dist=distributed, shuffle=False)
+    eval_cfg = dict(cfg.get('evaluation') or dict(interval=1, metric='segm'))
+    return EvalHook(loader, **eval_cfg)
+
+
+def train_detector(model: nn.Module, dataset, cfg: Config, distributed: bool = False,
+                   validate: bool = False, timestamp: Optional[str] = None,
+                   meta: Optional[Dict[str, Any]] = None) -> EpochBasedTrainer:
+    """Train ``model`` on ``dataset`` as ``cfg`` says (see ``tools/train.py``).
+
+    ``cfg`` needs ``work_dir``, ``data`` (``imgs_per_gpu``, ``workers_per_gpu``), ``optimizer``,
+    ``optimizer_config``, ``lr_config``, ``checkpoint_config``, ``log_config``,
+    ``total_epochs``; it may have ``evaluation``, ``fp16``, ``seed``, ``resume_from``,
+    ``load_from``, ``find_unused_parameters``. The model is moved to the GPU of this process
+    (CPU without CUDA) and wrapped in ``DistributedDataParallel`` when ``distributed``.
+    """
+    from ..datasets import build_dataloader
+    timestamp = timestamp or time.strftime('%Y%m%d_%H%M%S')
+    work_dir = osp.abspath(cfg.work_dir)
+    logger = get_root_logger(osp.join(work_dir, f'{timestamp}.log'), cfg.get('log_level', 'INFO'))
+    rank, world_size = get_dist_info()
+    dataset = dataset[0] if isinstance(dataset, (list, tuple)) else dataset
+
+    num_gpus = int(cfg.get('gpus', 1) or 1)
+    if not distributed and num_gpus > 1:
+        raise ValueError(f'gpus={num_gpus} without a launcher: multi-GPU training needs '
+                         'distributed mode (tools/dist_train.sh CONFIG GPUS)')
+    data_loader = build_dataloader(dataset, cfg.data.imgs_per_gpu, cfg.data.workers_per_gpu,
+                                   num_gpus=1, dist=distributed, shuffle=True,
+                                   seed=cfg.get('seed'))
+
+    if torch.cuda.is_available():
+        device = torch.device('cuda', torch.cuda.current_device())
+    else:
+        device = torch.device('cpu')
+    model = model.to(device)
+    if distributed:
+        model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == 'cuda' else None,
+            find_unused_parameters=bool(cfg.get('find_unused_parameters', False)))
+
+    optimizer = build_optimizer(model, cfg.optimizer)
+    trainer = EpochBasedTrainer(
+        model, optimizer, work_dir, max_epochs=cfg.total_epochs, logger=logger,
+        log_interval=cfg.log_config.get('interval', 50), amp=cfg.get('fp16'),
+        meta=dict(meta or {}, mmdet_solo_version=mmdet_solo.__version__,
+                  config=cfg.pretty_text, CLASSES=_classes(dataset), seed=cfg.get('seed')))
+
+    # the hooks, in calling order
+    trainer.register_hook(LrUpdaterHook(**cfg.lr_config))
+    trainer.register_hook(OptimizerHook(**(cfg.get('optimizer_config') or {})))
+    trainer.register_hook(IterTimerHook())
+    trainer.register_hook(CheckpointHook(**(cfg.get('checkpoint_config') or {})))
+    if validate:
+        trainer.register_hook(_eval_hook(cfg, distributed))
+    for hook in _logger_hooks(cfg, work_dir, timestamp):
+        trainer.register_hook(hook)
+
+    if cfg.get('resume_from'):
+        trainer.resume(cfg.resume_from)
+    elif cfg.get('load_from'):
+        trainer.load_weights(cfg.load_from)
+    if trainer.epoch >= trainer.max_epochs:
+        logger.warning(f'nothing to do: already trained {trainer.epoch} of '
+                       f'{trainer.max_epochs} epochs')
+    trainer.run(data_loader)
+    return trainer
+
+
+def _classes(dataset) -> Optional[List[str]]:
+    classes = getattr(dataset, 'CLASSES', None)
+    if classes is None and hasattr(dataset, 'dataset'):  # RepeatDataset
+        classes = getattr(dataset.dataset, 'CLASSES', None)
+    return list(classes) if classes is not None else None
+
+
+__all__ = ['train_detector', 'check_cfg_options', 'CFG_OPTIONS_RULE']

@@ -1,0 +1,411 @@
+"""Training hooks (mmcv 0.2.16 semantics). Each overrides some of the six hook points of
+:class:`~mmdet_solo.engine.trainer.EpochBasedTrainer`; the trainer calls them in list order."""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import os.path as osp
+import resource
+import time
+import warnings
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import torch
+from torch.nn.utils import clip_grad_norm_
+
+from ..registry import HOOKS
+from ..utils.misc import preserved_rng_state
+from .dist import barrier, collect_results
+from .trainer import move_to_device, unwrap_model
+
+
+class Hook:
+    """Base class: every hook point does nothing."""
+
+    def before_run(self, trainer) -> None: ...
+    def before_epoch(self, trainer) -> None: ...
+    def before_iter(self, trainer) -> None: ...
+    def after_iter(self, trainer) -> None: ...
+    def after_epoch(self, trainer) -> None: ...
+    def after_run(self, trainer) -> None: ...
+
+
+# ------------------------------------------------------------------------------------ lr
+@HOOKS.register_module()
+class LrUpdaterHook(Hook):
+    """``lr_config = dict(policy='step', step=[9, 11], gamma=0.1, warmup='linear',
+    warmup_iters=500, warmup_ratio=1/3)``.
+
+    * Step policy, by epoch: in epoch ``e`` (0-based) the lr is ``base_lr * gamma**k`` with ``k``
+      the number of entries of ``step`` that are ``<= e`` (an int ``step`` means every ``step``
+      epochs). It is set at the start of each epoch.
+    * Linear warm-up, by global iteration ``i`` (0-based) while ``i < warmup_iters``:
+      ``lr = regular_lr * (1 - (1 - i / warmup_iters) * (1 - warmup_ratio))``; at
+      ``i == warmup_iters`` the regular lr is restored. ``'constant'`` warm-up uses
+      ``regular_lr * warmup_ratio``; ``'exp'`` uses ``regular_lr * warmup_ratio**(1 - i/warmup_iters)``.
+    """
+
+    def __init__(self, policy: str = 'step', step: Union[int, Sequence[int], None] = None,
+                 gamma: float = 0.1, warmup: Optional[str] = None, warmup_iters: int = 0,
+                 warmup_ratio: float = 0.1, by_epoch: bool = True) -> None:
+        if policy != 'step':
+            raise NotImplementedError(f"lr_config.policy '{policy}' is not supported (only 'step')")
+        if not by_epoch:
+            raise NotImplementedError('lr_config.by_epoch=False is not supported')
+        if step is None:
+            raise ValueError("lr_config: the step policy needs 'step' (epochs at which the lr "
+                             'is multiplied by gamma)')
+        if isinstance(step, int):
+            if step <= 0:
+                raise ValueError(f'lr_config.step must be positive, got {step}')
+        elif not all(isinstance(s, int) and s > 0 for s in step):
+            raise ValueError(f'lr_config.step must be a positive int or a list of them, got {step}')
+        if warmup not in (None, 'linear', 'constant', 'exp'):
+            raise ValueError(f"lr_config.warmup must be None, 'linear', 'constant' or 'exp', "
+                             f'got {warmup!r}')
+        if warmup is not None:
+            if warmup_iters <= 0:
+                raise ValueError(f'lr_config.warmup_iters must be positive, got {warmup_iters}')
+            if not 0 < warmup_ratio <= 1.0:
+                raise ValueError(f'lr_config.warmup_ratio must be in (0, 1], got {warmup_ratio}')
+        self.step = step if isinstance(step, int) else list(step)
+        self.gamma = gamma
+        self.warmup = warmup
+        self.warmup_iters = warmup_iters
+        self.warmup_ratio = warmup_ratio
+        self.base_lr: List[float] = []
+        self.regular_lr: List[float] = []
+
+    def get_lr(self, epoch: int, base_lr: float) -> float:
+        if isinstance(self.step, int):
+            return base_lr * self.gamma ** (epoch // self.step)
+        return base_lr * self.gamma ** sum(1 for s in self.step if epoch >= s)
+
+    def get_warmup_lr(self, cur_iter: int) -> List[float]:
+        if self.warmup == 'constant':
+            return [lr * self.warmup_ratio for lr in self.regular_lr]
+        if self.warmup == 'linear':
+            k = (1 - cur_iter / self.warmup_iters) * (1 - self.warmup_ratio)
+            return [lr * (1 - k) for lr in self.regular_lr]
+        k = self.warmup_ratio ** (1 - cur_iter / self.warmup_iters)
+        return [lr * k for lr in self.regular_lr]
+
+    @staticmethod
+    def _set_lr(trainer, lrs: Sequence[float]) -> None:
+        for group, lr in zip(trainer.optimizer.param_groups, lrs):
+            group['lr'] = lr
+
+    def before_run(self, trainer) -> None:
+        for group in trainer.optimizer.param_groups:
+            group.setdefault('initial_lr', group['lr'])
+        self.base_lr = [group['initial_lr'] for group in trainer.optimizer.param_groups]
+
+    def before_epoch(self, trainer) -> None:
+        self.regular_lr = [self.get_lr(trainer.epoch, lr) for lr in self.base_lr]
+        self._set_lr(trainer, self.regular_lr)
+
+    def before_iter(self, trainer) -> None:
+        cur_iter = trainer.iter
+        if self.warmup is None or cur_iter > self.warmup_iters:
+            return
+        if cur_iter == self.warmup_iters:
+            self._set_lr(trainer, self.regular_lr)
+        else:
+            self._set_lr(trainer, self.get_warmup_lr(cur_iter))
+
+
+# ----------------------------------------------------------------------------- optimizer
+@HOOKS.register_module()
+class OptimizerHook(Hook):
+    """Backward, optional gradient clipping (``clip_grad_norm_`` over the parameters that have a
+    gradient; the norm is logged as ``grad_norm``) and the optimizer step. With the trainer's
+    AMP ``GradScaler`` the loss is scaled and the gradients unscaled before clipping."""
+
+    def __init__(self, grad_clip: Optional[dict] = None) -> None:
+        if grad_clip is not None and 'max_norm' not in grad_clip:
+            raise ValueError(f"optimizer_config.grad_clip needs 'max_norm', got {grad_clip!r}")
+        self.grad_clip = dict(grad_clip) if grad_clip is not None else None
+
+    def clip_grads(self, params) -> Optional[float]:
+        params = [p for p in params if p.requires_grad and p.grad is not None]
+        if not params:
+            return None
+        return float(clip_grad_norm_(params, **self.grad_clip))
+
+    def after_iter(self, trainer) -> None:
+        optimizer, scaler = trainer.optimizer, trainer.scaler
+        optimizer.zero_grad()
+        loss = trainer.outputs['loss']
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+        if self.grad_clip is not None:
+            if scaler is not None:
+                scaler.unscale_(optimizer)
+            grad_norm = self.clip_grads(trainer.model.parameters())
+            if grad_norm is not None:
+                trainer.log_buffer.update({'grad_norm': grad_norm})
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+
+
+# --------------------------------------------------------------------------------- timer
+@HOOKS.register_module()
+class IterTimerHook(Hook):
+    """Records ``time`` (seconds per iteration, data loading included) in the log buffer.
+    List it after the OptimizerHook and before the logger hooks."""
+
+    def before_epoch(self, trainer) -> None:
+        self._t = time.time()
+
+    def after_iter(self, trainer) -> None:
+        now = time.time()
+        trainer.log_buffer.update({'time': now - self._t})
+        self._t = now
+
+
+# ---------------------------------------------------------------------------- checkpoint
+@HOOKS.register_module()
+class CheckpointHook(Hook):
+    """Every ``interval`` epochs (and after the last one) writes ``epoch_N.pth`` and
+    ``latest.pth`` to ``out_dir`` (default: the work dir), atomically. ``max_keep_ckpts > 0``
+    deletes older ``epoch_*.pth`` files."""
+
+    def __init__(self, interval: int = 1, out_dir: Optional[str] = None,
+                 max_keep_ckpts: int = -1, save_optimizer: bool = True) -> None:
+        if not isinstance(interval, int) or interval < 1:
+            raise ValueError(f'checkpoint_config.interval must be a positive int, got {interval!r}')
+        if not save_optimizer:
+            warnings.warn('checkpoint_config.save_optimizer=False is ignored: the optimizer is '
+                          'always saved, so that training can be resumed')
+        self.interval = interval
+        self.out_dir = out_dir
+        self.max_keep_ckpts = max_keep_ckpts
+
+    def after_epoch(self, trainer) -> None:
+        if trainer.epoch % self.interval != 0 and trainer.epoch != trainer.max_epochs:
+            return
+        out_dir = self.out_dir or trainer.work_dir
+        path = trainer.save_checkpoint(out_dir, f'epoch_{trainer.epoch}.pth')
+        if path is None:  # not rank 0
+            return
+        trainer.logger.info(f'Saved checkpoint {path}')
+        if self.max_keep_ckpts > 0:
+            for old in range(trainer.epoch - self.max_keep_ckpts * self.interval, 0,
+                             -self.interval):
+                stale = osp.join(out_dir, f'epoch_{old}.pth')
+                if osp.exists(stale):
+                    os.remove(stale)
+
+
+# ------------------------------------------------------------------------------ evaluation
+def _batch_indices(data_loader) -> List[int]:
+    """The dataset indices of this rank's test loader, in iteration order (batch size 1)."""
+    if data_loader.batch_sampler is not None:
+        return [i for batch in data_loader.batch_sampler for i in batch]
+    return list(iter(data_loader.sampler))
+
+
+@torch.no_grad()
+def run_test(model: torch.nn.Module, data_loader, device: torch.device) -> list:
+    """``[(dataset_index, InstanceResult), ...]`` of this rank's share of the test loader."""
+    net = unwrap_model(model)
+    was_training = net.training
+    net.eval()
+    indices = _batch_indices(data_loader)
+    out = []
+    try:
+        for idx, data in zip(indices, data_loader):
+            results = net(return_loss=False, rescale=True, **move_to_device(data, device))
+            if len(results) != 1:
+                raise RuntimeError(f'evaluation expects batch size 1, got {len(results)} results')
+            out.append((idx, results[0]))
+    finally:
+        net.train(was_training)
+    return out
+
+
+@HOOKS.register_module()
+class EvalHook(Hook):
+    """Every ``interval`` epochs: ``simple_test`` over the val loader (each rank its share),
+    rank 0 gathers the results and calls ``dataset.evaluate(results, metric=...)``; the metrics
+    go to ``trainer.eval_results`` for the logger hooks. RNG states are left untouched, so a run
+    with validation trains exactly like one without."""
+
+    def __init__(self, data_loader, interval: int = 1, metric: Union[str, Sequence[str]] = 'segm',
+                 **eval_kwargs: Any) -> None:
+        if not isinstance(interval, int) or interval < 1:
+            raise ValueError(f'evaluation.interval must be a positive int, got {interval!r}')
+        self.data_loader = data_loader
+        self.interval = interval
+        self.metric = metric
+        self.eval_kwargs = eval_kwargs
+
+    def after_epoch(self, trainer) -> None:
+        if trainer.epoch % self.interval != 0 and trainer.epoch != trainer.max_epochs:
+            return
+        dataset = self.data_loader.dataset
+        with preserved_rng_state():
+            part = run_test(trainer.model, self.data_loader, trainer.device)
+            results = collect_results(part, len(dataset))
+        if trainer.rank == 0:
+            trainer.logger.info(f'Evaluating {len(results)} images (metric {self.metric})')
+            metrics = dataset.evaluate(results, metric=self.metric, logger=trainer.logger,
+                                       **self.eval_kwargs)
+            trainer.eval_results = dict(metrics)
+        barrier()
+
+
+# -------------------------------------------------------------------------------- loggers
+def _memory_mb(device: torch.device) -> int:
+    """Peak memory in MB: CUDA allocator peak on GPU, peak resident set size on CPU."""
+    if device.type == 'cuda':
+        return int(torch.cuda.max_memory_allocated(device) / 1024 ** 2)
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def _scalar(v: Any) -> Any:
+    if isinstance(v, torch.Tensor) and v.numel() == 1:
+        v = v.item()
+    if hasattr(v, 'item') and not isinstance(v, (list, dict)):
+        try:
+            v = v.item()
+        except (ValueError, AttributeError):
+            pass
+    if isinstance(v, float):
+        return round(v, 5) if abs(v) >= 1e-3 or v == 0 else float(f'{v:.5g}')
+    return v
+
+
+class LoggerHook(Hook):
+    """Base of the logger hooks: on rank 0, at every log window of the trainer and after each
+    evaluation, builds a record and passes it to :meth:`log`."""
+
+    def __init__(self, interval: Optional[int] = None) -> None:
+        self.interval = interval  # informational; the trainer's log_interval decides
+        self._run_start = 0.0
+        self._iters_run = 0
+
+    def log(self, trainer, record: Dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def before_run(self, trainer) -> None:
+        self._run_start = time.time()
+        self._iters_run = 0
+
+    def after_iter(self, trainer) -> None:
+        self._iters_run += 1
+        if trainer.rank != 0 or not trainer.should_log():
+            return
+        avg = trainer.log_buffer.average()
+        record: Dict[str, Any] = dict(mode='train', epoch=trainer.epoch + 1,
+                                      iter=trainer.inner_iter + 1,
+                                      lr=trainer.current_lr()[0])
+        for key in ('time', 'data_time'):
+            if key in avg:
+                record[key] = avg.pop(key)
+        record['memory'] = _memory_mb(trainer.device)
+        seconds_per_iter = (time.time() - self._run_start) / max(self._iters_run, 1)
+        record['eta_seconds'] = seconds_per_iter * (trainer.max_iters - trainer.iter - 1)
+        loss = avg.pop('loss', None)
+        record.update(avg)
+        if loss is not None:
+            record['loss'] = loss
+        self.log(trainer, record)
+
+    def after_epoch(self, trainer) -> None:
+        if trainer.rank == 0 and trainer.eval_results:
+            record = dict(mode='val', epoch=trainer.epoch, iter=trainer.iter)
+            record.update(trainer.eval_results)
+            self.log(trainer, record)
+
+
+@HOOKS.register_module()
+class TextLoggerHook(LoggerHook):
+    """Log lines to the logger (console and ``<timestamp>.log``) and one JSON object per line
+    to ``json_file`` (``work_dir/<timestamp>.log.json``), mmcv style."""
+
+    def __init__(self, interval: Optional[int] = None, json_file: Optional[str] = None) -> None:
+        super().__init__(interval)
+        self.json_file = json_file
+
+    def before_run(self, trainer) -> None:
+        super().before_run(trainer)
+        if self.json_file is None:
+            self.json_file = osp.join(trainer.work_dir,
+                                      f"{time.strftime('%Y%m%d_%H%M%S')}.log.json")
+        if trainer.rank == 0:
+            head = {k: trainer.meta[k] for k in ('mmdet_solo_version', 'seed', 'exp_name',
+                                                 'config_file') if k in trainer.meta}
+            if head:
+                self._dump(head)
+
+    def _dump(self, record: Dict[str, Any]) -> None:
+        with open(self.json_file, 'a') as f:
+            f.write(json.dumps({k: _scalar(v) for k, v in record.items()}) + '\n')
+
+    def log(self, trainer, record: Dict[str, Any]) -> None:
+        if record['mode'] == 'train':
+            n = len(trainer.data_loader)
+            eta = str(datetime.timedelta(seconds=int(record.pop('eta_seconds'))))
+            parts = [f"lr: {record['lr']:.5e}", f'eta: {eta}']
+            parts += [f"{k}: {v:.3f}" for k, v in record.items()
+                      if k in ('time', 'data_time')]
+            parts.append(f"memory: {record['memory']}")
+            parts += [f'{k}: {v:.4f}' for k, v in record.items()
+                      if k not in ('mode', 'epoch', 'iter', 'lr', 'time', 'data_time', 'memory')]
+            trainer.logger.info(f"Epoch [{record['epoch']}][{record['iter']}/{n}]\t"
+                                + ', '.join(parts))
+        else:
+            metrics = ', '.join(f'{k}: {_scalar(v)}' for k, v in record.items()
+                                if k not in ('mode', 'epoch', 'iter'))
+            trainer.logger.info(f"Epoch({record['mode']}) [{record['epoch']}]\t{metrics}")
+        self._dump({k: v for k, v in record.items() if k != 'eta_seconds'})
+
+
+@HOOKS.register_module()
+class TensorboardLoggerHook(LoggerHook):
+    """Scalars to TensorBoard (``log_dir``, default ``work_dir/tf_logs``); skipped with a
+    warning when tensorboard is not installed."""
+
+    def __init__(self, interval: Optional[int] = None, log_dir: Optional[str] = None) -> None:
+        super().__init__(interval)
+        self.log_dir = log_dir
+        self.writer = None
+
+    def before_run(self, trainer) -> None:
+        super().before_run(trainer)
+        if trainer.rank != 0:
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            trainer.logger.warning('TensorboardLoggerHook: tensorboard is not installed '
+                                   '(pip install tensorboard); TensorBoard logging skipped')
+            return
+        self.writer = SummaryWriter(self.log_dir or osp.join(trainer.work_dir, 'tf_logs'))
+
+    def log(self, trainer, record: Dict[str, Any]) -> None:
+        if self.writer is None:
+            return
+        mode = record['mode']
+        step = trainer.iter + 1 if mode == 'train' else trainer.iter
+        for k, v in record.items():
+            if k in ('mode', 'epoch', 'iter', 'eta_seconds', 'memory'):
+                continue
+            v = _scalar(v)
+            if isinstance(v, (int, float)):
+                self.writer.add_scalar(f'{mode}/{k}', v, step)
+
+    def after_run(self, trainer) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+LOGGER_HOOK_TYPES = ('TextLoggerHook', 'TensorboardLoggerHook')
+
+__all__ = ['Hook', 'LrUpdaterHook', 'OptimizerHook', 'IterTimerHook', 'CheckpointHook',
+           'EvalHook', 'LoggerHook', 'TextLoggerHook', 'TensorboardLoggerHook', 'run_test',
+           'LOGGER_HOOK_TYPES']

@@ -1,0 +1,56 @@
+"""Prepare a trained checkpoint for release.
+
+    python tools/publish_model.py IN OUT
+
+Drops the optimizer state, keeps ``meta`` (CLASSES, config, ...) and the weights, and writes
+``OUT`` with the first 8 hex digits of its SHA-256 appended: ``solov2_r50-1a2b3c4d.pth``.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+from typing import List, Optional
+
+import torch
+
+from mmdet_solo.utils.checkpoint import CheckpointError, load_state_dict_file
+
+
+def sha256_of(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def publish(in_file: str, out_file: str) -> str:
+    """Write the slimmed checkpoint; returns the final file name (with the hash)."""
+    state_dict, meta = load_state_dict_file(in_file)
+    stem = out_file[:-len('.pth')] if out_file.endswith('.pth') else out_file
+    tmp = stem + '.tmp.pth'
+    os.makedirs(os.path.dirname(os.path.abspath(tmp)), exist_ok=True)
+    torch.save({'meta': meta, 'state_dict': state_dict}, tmp)
+    final = f'{stem}-{sha256_of(tmp)[:8]}.pth'
+    os.replace(tmp, final)
+    return final
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    p = argparse.ArgumentParser(description='Strip a checkpoint for release and hash its name.')
+    p.add_argument('in_file')
+    p.add_argument('out_file')
+    args = p.parse_args(argv)
+    try:
+        final = publish(args.in_file, args.out_file)
+    except (CheckpointError, FileNotFoundError) as e:
+        print(f'publish_model: error: {e}', file=sys.stderr)
+        return 1
+    print(final)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
