@@ -189,3 +189,15 @@ def test_torchvision_name_absent(tmp_path, monkeypatch):
 def test_bad_zoo_name():
     with pytest.raises(ValueError, match='not a valid model name'):
         resolve_model_zoo('torchvision://../etc/passwd')
+
+
+def test_saved_checkpoint_has_umask_permissions(tmp_path):
+    import stat
+    from mmdet_solo.utils.checkpoint import save_checkpoint
+    umask = os.umask(0o022)
+    try:
+        path = tmp_path / 'perm.pth'
+        save_checkpoint(torch.nn.Linear(2, 2), str(path))
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+    finally:
+        os.umask(umask)

@@ -266,6 +266,10 @@ def save_checkpoint(model: nn.Module, filename: str, optimizer=None,
             torch.save(ckpt, f)
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp creates the file 0600; give it the permissions a plain open() would
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, filename)
     except BaseException:
         if os.path.exists(tmp):
