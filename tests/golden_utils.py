@@ -75,6 +75,18 @@ def train_inputs(case: SimpleNamespace) -> dict:
                 gt_labels=[torch.from_numpy(t['gt_labels_0based'])], gt_masks=[t['gt_masks']])
 
 
+def assert_losses_match_original(name: str, rtol: float = 1e-4) -> None:
+    """Our ``forward_train`` losses on the golden batch equal the original's within ``rtol``."""
+    case = load_case(name)
+    model = build_golden_model(name)
+    model.train()
+    with torch.no_grad():
+        losses = model.forward_train(**train_inputs(case))
+    for key in ('loss_ins', 'loss_cate'):
+        ref = float(case.train[key])
+        assert abs(float(losses[key]) - ref) <= rtol * abs(ref), (key, float(losses[key]), ref)
+
+
 def infer_meta(ref: dict) -> dict:
     p = ref['preprocessing']
     return dict(ori_shape=tuple(p['ori_shape']), img_shape=tuple(p['img_shape']),

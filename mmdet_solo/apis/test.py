@@ -22,6 +22,7 @@ import torch.distributed as dist
 import torch.nn as nn
 from tqdm import tqdm
 
+from ..engine.dist import merge_indexed_parts
 from ..evaluation.coco_eval import encode_masks as _encode_rles
 from ..structures.results import InstanceResult
 from ..utils.visualization import show_result_ins
@@ -289,19 +290,7 @@ def multi_gpu_test(model: nn.Module, data_loader, tmpdir: Optional[str] = None,
         parts = _collect_tmpdir(part, tmpdir, rank, world_size)
     if rank != 0:
         return None
-    return _merge_parts(parts, len(data_loader.dataset))
-
-
-def _merge_parts(parts: Sequence[Sequence[Tuple[int, Result]]], size: int) -> List[Result]:
-    by_index: Dict[int, Result] = {}
-    for part in parts:
-        for idx, res in part:
-            by_index.setdefault(int(idx), res)
-    missing = [i for i in range(size) if i not in by_index]
-    if missing:
-        raise RuntimeError(f'multi_gpu_test: no result for {len(missing)} of {size} images '
-                           f'(first: {missing[:5]})')
-    return [by_index[i] for i in range(size)]
+    return merge_indexed_parts(parts, len(data_loader.dataset), 'multi_gpu_test')
 
 
 # ------------------------------------------------------------------------------- tool setup

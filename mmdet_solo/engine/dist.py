@@ -96,16 +96,23 @@ def collect_results(part: Sequence[Tuple[int, Any]], size: int) -> Optional[List
     gathered = all_gather_object(list(part))
     if not is_main_process():
         return None
+    return merge_indexed_parts(gathered, size, 'collect_results')
+
+
+def merge_indexed_parts(parts: Sequence[Sequence[Tuple[int, Any]]], size: int,
+                        caller: str = 'merge_indexed_parts') -> List[Any]:
+    """Per-rank lists of ``(dataset_index, result)`` → results in dataset order, each index
+    once (a padded sampler repeats some); a missing index is an error naming ``caller``."""
     by_index: Dict[int, Any] = {}
-    for rank_part in gathered:
+    for rank_part in parts:
         for idx, result in rank_part:
             by_index.setdefault(int(idx), result)
     missing = [i for i in range(size) if i not in by_index]
     if missing:
-        raise RuntimeError(f'collect_results: no result for {len(missing)} of {size} samples '
+        raise RuntimeError(f'{caller}: no result for {len(missing)} of {size} samples '
                            f'(first: {missing[:5]})')
     return [by_index[i] for i in range(size)]
 
 
 __all__ = ['init_dist', 'get_dist_info', 'is_distributed', 'is_main_process', 'barrier',
-           'all_reduce_mean', 'all_gather_object', 'collect_results']
+           'all_reduce_mean', 'all_gather_object', 'collect_results', 'merge_indexed_parts']

@@ -122,9 +122,9 @@ class SOLOv2Head(nn.Module):
             inst = torch.cat([lvl.inst_inds for lvl in levels])
             mask_preds.append((kernels @ mask_feats[i].reshape(e, h * w)).view(-1, h, w))
             mask_targets.append(masks[inst.to(masks.device)])
-            for lvl_targets, cate, lvl in zip(cate_targets, cates, levels):
+            for lvl_targets, cate in zip(cate_targets, cates):
                 lvl_targets.append(cate.flatten())
-                num_pos += int((lvl.cell_owner() >= 0).sum())
+                num_pos += int((cate != self.num_classes).sum())
         sync = cfg_get(cfg, 'sync_normalizer', True)
         mask_preds = torch.cat(mask_preds)
         device = mask_preds.device
