@@ -3,6 +3,8 @@
     python benchmarks/bench_inference.py                      # the three cases of BENCHMARKS.md
     python benchmarks/bench_inference.py --weights golden     # deterministic reference weights
     python benchmarks/bench_inference.py --device cuda --repeat 20
+    python benchmarks/bench_inference.py --channels-last      # NHWC weights and input
+    python benchmarks/bench_inference.py --bf16               # bfloat16 autocast (not exact)
 
 ``--weights init`` uses the model's own initialisation (category scores ≈ 0.01, so nothing passes
 ``score_thr`` and post-processing is nearly free, like a model early in training); ``golden``
@@ -58,13 +60,14 @@ def build(config: str, weights: str, golden: str, device: torch.device):
     return model.to(device)
 
 
-def bench_inference(model, hw, device, warmup, repeat):
+def bench_inference(model, hw, device, warmup, repeat, memory_format=torch.contiguous_format):
     """Median seconds of (backbone+neck, heads, post-processing, total) for one image."""
     model.eval()
     h, w = hw
     pad = (int(np.ceil(h / 32) * 32), int(np.ceil(w / 32) * 32))
     rng = np.random.default_rng(0)
     img = torch.from_numpy(rng.standard_normal((1, 3) + pad, dtype=np.float32)).to(device)
+    img = img.contiguous(memory_format=memory_format)
     meta = [dict(img_shape=(h, w, 3), ori_shape=(int(h * 0.6), int(w * 0.6), 3), pad_shape=pad + (3,),
                  scale_factor=1 / 0.6, flip=False)]
     times = []
@@ -85,9 +88,8 @@ def bench_inference(model, hw, device, warmup, repeat):
     return [statistics.median(c) for c in zip(*times)], len(res[0])
 
 
-def bench_train_step(model, device, warmup, repeat):
-    """Median seconds of forward + backward on an 800x1216 image with 4 instances."""
-    model.train()
+def train_step_inputs(device):
+    """One 800x1216 image with 4 box-shaped instances, as ``forward_train`` takes it."""
     rng = np.random.default_rng(0)
     h, w = 800, 1216
     img = torch.from_numpy(rng.standard_normal((1, 3, h, w), dtype=np.float32)).to(device)
@@ -97,19 +99,47 @@ def bench_train_step(model, device, warmup, repeat):
     for k, (x1, y1, x2, y2) in enumerate(boxes.astype(int)):
         masks[k, y1:y2, x1:x2] = 1
     meta = [dict(img_shape=(h, w, 3), ori_shape=(h, w, 3), pad_shape=(h, w, 3), scale_factor=1.0, flip=False)]
-    args = dict(img=img, img_metas=meta, gt_bboxes=[torch.from_numpy(boxes).to(device)],
+    return dict(img=img, img_metas=meta, gt_bboxes=[torch.from_numpy(boxes).to(device)],
                 gt_labels=[torch.tensor([0, 1, 2, 3], device=device)], gt_masks=[masks])
+
+
+def train_step(model, args):
+    model.zero_grad(set_to_none=True)
+    losses = model.forward_train(**args)
+    sum(losses.values()).backward()
+
+
+def bench_train_step(model, device, warmup, repeat, memory_format=torch.contiguous_format):
+    """Median seconds of forward + backward on an 800x1216 image with 4 instances."""
+    model.train()
+    args = train_step_inputs(device)
+    args['img'] = args['img'].contiguous(memory_format=memory_format)
     times = []
     for i in range(warmup + repeat):
-        model.zero_grad(set_to_none=True)
-
-        def step():
-            losses = model.forward_train(**args)
-            sum(losses.values()).backward()
-        _, t = _timed(step, device)
+        _, t = _timed(lambda: train_step(model, args), device)
         if i >= warmup:
             times.append(t)
     return statistics.median(times)
+
+
+def train_step_gflop(model, device) -> float:
+    """Floating-point operations of one training step (convolutions and matmuls, forward and
+    backward, as counted by ``torch.utils.flop_counter``), in GFLOP."""
+    from torch.utils.flop_counter import FlopCounterMode
+    model.train()
+    counter = FlopCounterMode(display=False)
+    with counter:
+        train_step(model, train_step_inputs(device))
+    return counter.get_total_flops() / 1e9
+
+
+def gemm_gflops(device, n=2048, repeat=10) -> float:
+    """float32 GFLOP/s of an n x n x n matrix product: the practical peak of this machine."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    for _ in range(3):
+        a @ b
+    times = [_timed(lambda: a @ b, device)[1] for _ in range(repeat)]
+    return 2 * n ** 3 / statistics.median(times) / 1e9
 
 
 def main():
@@ -120,22 +150,40 @@ def main():
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--repeat', type=int, default=5)
     parser.add_argument('--no-train', action='store_true', help='skip the training step')
+    parser.add_argument('--channels-last', action='store_true',
+                        help='model weights and input in the channels_last memory format')
+    parser.add_argument('--bf16', action='store_true',
+                        help='bfloat16 autocast (what `fp16 = dict(...)` in a config does on a CPU)')
     args = parser.parse_args()
+    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     gpu = torch.cuda.get_device_name(device) if device.type == 'cuda' else 'none'
     print(f'# torch {torch.__version__}, {platform.processor() or platform.machine()}, '
-          f'{args.threads} threads, device {device} ({gpu}), weights={args.weights}')
+          f'{args.threads} threads, device {device} ({gpu}), weights={args.weights}, '
+          f'memory format {"channels_last" if args.channels_last else "contiguous"}, '
+          f'{"bfloat16 autocast" if args.bf16 else "float32"}')
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
+        run(args, device, memory_format)
+
+
+def run(args, device, memory_format):
     print('| case | input | backbone+neck (s) | heads (s) | post-proc (s) | total (s) | detections |')
     print('|---|---|---|---|---|---|---|')
     for name, config, hw, golden in CASES:
-        model = build(config, args.weights, golden, device)
-        (t1, t2, t3, tt), n = bench_inference(model, hw, device, args.warmup, args.repeat)
+        model = build(config, args.weights, golden, device).to(memory_format=memory_format)
+        (t1, t2, t3, tt), n = bench_inference(model, hw, device, args.warmup, args.repeat,
+                                              memory_format)
         print(f'| {name} | {hw[0]}x{hw[1]} | {t1:.3f} | {t2:.3f} | {t3:.3f} | {tt:.3f} | {n} |')
     if not args.no_train:
-        model = build(CASES[0][1], args.weights, CASES[0][3], device)
-        t = bench_train_step(model, device, args.warmup, args.repeat)
-        print(f'\nSOLOv2 R50 training step (forward + backward, 800x1216, 4 instances): {t:.3f} s')
+        model = build(CASES[0][1], args.weights, CASES[0][3], device).to(memory_format=memory_format)
+        t = bench_train_step(model, device, args.warmup, args.repeat, memory_format)
+        gflop = train_step_gflop(model, device)
+        with torch.autocast(device.type, enabled=False):
+            peak = gemm_gflops(device)
+        print(f'\nSOLOv2 R50 training step (forward + backward, 800x1216, 4 instances): {t:.3f} s; '
+              f'{gflop:.0f} GFLOP = {gflop / t:.0f} GFLOP/s. float32 GEMM on this device: '
+              f'{peak:.0f} GFLOP/s, i.e. at least {gflop / peak:.2f} s for this step')
 
 
 if __name__ == '__main__':

@@ -97,12 +97,12 @@ def decode_rle(rle: dict) -> np.ndarray:
     return mask_util.decode({'size': rle['size'], 'counts': rle['counts'].encode()}).astype(bool)
 
 
-def compare_detections(result, ref: dict, score_atol: float = 1e-3, min_iou: float = 0.99,
-                       tie_gap: float = 1e-5) -> dict:
+def compare_detections(result, ref: dict, score_atol: float = 1e-3, min_iou: float = 0.99) -> dict:
     """Check our ``InstanceResult`` against a golden infer*.json; returns the worst figures.
 
-    Detections are compared in order; runs of scores closer than ``tie_gap`` may come out in
-    another order, so inside such a run they are matched as sets (label + best mask IoU).
+    Every reference detection is matched to one of ours with the same label and a score within
+    ``score_atol`` (the best mask IoU among those not matched yet), so detections whose scores
+    differ by rounding noise may come out in either order.
     """
     dets = ref['detections']
     assert len(result) == len(dets), f'{len(result)} detections, the original gives {len(dets)}'
@@ -113,20 +113,17 @@ def compare_detections(result, ref: dict, score_atol: float = 1e-3, min_iou: flo
         return 1.0 if union == 0 else np.logical_and(a, b).sum() / union
 
     worst_iou, worst_score = 1.0, 0.0
-    i = 0
-    while i < len(dets):
-        j = i + 1
-        while j < len(dets) and abs(dets[j - 1]['score'] - dets[j]['score']) < tie_gap:
-            j += 1
-        unused = list(range(i, j))
-        for k in range(i, j):
-            cands = [u for u in unused if result.labels[u] == dets[k]['label']]
-            assert cands, f'detection {k} (label {dets[k]["label"]}) has no counterpart'
-            best = max(cands, key=lambda u: iou(result.masks[u], ref_masks[k]))
-            unused.remove(best)
-            worst_iou = min(worst_iou, iou(result.masks[best], ref_masks[k]))
-            worst_score = max(worst_score, abs(float(result.scores[best]) - dets[k]['score']))
-        i = j
+    scores = np.asarray(result.scores, dtype=np.float64)
+    unused = set(range(len(dets)))
+    for k, det in enumerate(dets):
+        cands = [u for u in unused if int(result.labels[u]) == det['label']
+                 and abs(scores[u] - det['score']) <= score_atol]
+        assert cands, (f'detection {k} (label {det["label"]}, score {det["score"]:.6f}) has no '
+                       f'counterpart with the same label and a score within {score_atol}')
+        best = max(cands, key=lambda u: (iou(result.masks[u], ref_masks[k]), -abs(u - k)))
+        unused.remove(best)
+        worst_iou = min(worst_iou, iou(result.masks[best], ref_masks[k]))
+        worst_score = max(worst_score, abs(scores[best] - det['score']))
     assert worst_score <= score_atol, f'score differs by {worst_score}'
     assert worst_iou >= min_iou, f'mask IoU {worst_iou} < {min_iou}'
     return dict(worst_iou=worst_iou, worst_score=worst_score)

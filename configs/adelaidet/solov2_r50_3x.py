@@ -2,7 +2,9 @@
 # caffe-style (MSRA) ResNet with frozen BN (FREEZE_AT=2: stem + res2), BGR input with mean
 # [103.53, 116.28, 123.675] and std 1, test at short side 800 / long side <= 1333, pad 32.
 # Checkpoint names (backbone.bottom_up.*, ins_head.*, mask_head.*) are converted on load.
-# Known residual difference: detectron2 resizes with PIL bilinear, we with OpenCV.
+# Images are resized with PIL bilinear (Resize backend='pillow'), as detectron2's
+# ResizeShortestEdge; the new size can differ by 1 pixel on the short edge for a few very
+# elongated images (docs/MODEL_ZOO.md).
 _base_ = '../solov2/solov2_r50_fpn_8gpu_3x.py'
 model = dict(
     pretrained=None,  # MSRA R-50.pkl is a non-tensor pickle; convert it before use
@@ -14,7 +16,7 @@ train_pipeline = [
     dict(type='Resize',
          img_scale=[(1333, 800), (1333, 768), (1333, 736), (1333, 704), (1333, 672),
                     (1333, 640)],
-         multiscale_mode='value', keep_ratio=True),
+         multiscale_mode='value', keep_ratio=True, backend='pillow'),
     dict(type='RandomFlip', flip_ratio=0.5),
     dict(type='Normalize', **img_norm_cfg),
     dict(type='Pad', size_divisor=32),
@@ -25,7 +27,7 @@ test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='MultiScaleFlipAug', img_scale=(1333, 800), flip=False,
          transforms=[
-             dict(type='Resize', keep_ratio=True),
+             dict(type='Resize', keep_ratio=True, backend='pillow'),
              dict(type='RandomFlip'),
              dict(type='Normalize', **img_norm_cfg),
              dict(type='Pad', size_divisor=32),

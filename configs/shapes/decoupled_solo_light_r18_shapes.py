@@ -16,12 +16,12 @@ model = dict(
         stacked_convs=3,
         seg_feat_channels=128,
         strides=[8, 8, 16, 32, 32],
-        scale_ranges=((1, 24), (12, 48), (24, 96), (48, 192), (96, 384)),
+        scale_ranges=((1, 20), (10, 40), (20, 80), (40, 160), (80, 320)),
         sigma=0.3,
         num_grids=[24, 20, 16, 12, 8],
         cate_down_pos=0,
         loss_ins=dict(type='DiceLoss', use_sigmoid=True, loss_weight=3.0),
         loss_cate=dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25,
-                       loss_weight=2.0)),
+                       loss_weight=12.0)),
     mask_feat_head=None)
 work_dir = './work_dirs/decoupled_solo_light_r18_shapes'

@@ -104,9 +104,9 @@ def train_detector(model: nn.Module, dataset, cfg: Config, distributed: bool = F
 
     ``cfg`` needs ``work_dir``, ``data`` (``imgs_per_gpu``, ``workers_per_gpu``), ``optimizer``,
     ``optimizer_config``, ``lr_config``, ``checkpoint_config``, ``log_config``,
-    ``total_epochs``; it may have ``evaluation``, ``fp16``, ``seed``, ``resume_from``,
-    ``load_from``, ``find_unused_parameters``. The model is moved to the GPU of this process
-    (CPU without CUDA) and wrapped in ``DistributedDataParallel`` when ``distributed``.
+    ``total_epochs``; it may have ``evaluation``, ``fp16``, ``channels_last``, ``seed``,
+    ``resume_from``, ``load_from``, ``find_unused_parameters``. The model is moved to the GPU
+    of this process (CPU without CUDA) and wrapped in ``DistributedDataParallel`` when ``distributed``.
     """
     from ..datasets import build_dataloader
     timestamp = timestamp or time.strftime('%Y%m%d_%H%M%S')
@@ -137,6 +137,7 @@ def train_detector(model: nn.Module, dataset, cfg: Config, distributed: bool = F
     trainer = EpochBasedTrainer(
         model, optimizer, work_dir, max_epochs=cfg.total_epochs, logger=logger,
         log_interval=cfg.log_config.get('interval', 50), amp=cfg.get('fp16'),
+        channels_last=bool(cfg.get('channels_last', False)),
         meta=dict(meta or {}, mmdet_solo_version=mmdet_solo.__version__,
                   config=cfg.pretty_text, CLASSES=_classes(dataset), seed=cfg.get('seed')))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import os.path as osp
 import resource
@@ -35,32 +36,43 @@ class Hook:
 @HOOKS.register_module()
 class LrUpdaterHook(Hook):
     """``lr_config = dict(policy='step', step=[9, 11], gamma=0.1, warmup='linear',
-    warmup_iters=500, warmup_ratio=1/3)``.
+    warmup_iters=500, warmup_ratio=1/3)`` or ``dict(policy='CosineAnnealing', min_lr_ratio=0.01,
+    by_epoch=False, warmup=...)`` (mmcv's names and formulas).
 
-    * Step policy, by epoch: in epoch ``e`` (0-based) the lr is ``base_lr * gamma**k`` with ``k``
-      the number of entries of ``step`` that are ``<= e`` (an int ``step`` means every ``step``
-      epochs). It is set at the start of each epoch.
+    * ``step``: the lr is ``base_lr * gamma**k`` with ``k`` the number of entries of ``step``
+      that are ``<= t`` (an int ``step`` means every ``step`` units); ``t`` is the 0-based epoch
+      (``by_epoch=True``, set at the start of each epoch) or the global iteration.
+    * ``CosineAnnealing``: ``lr = end + (base_lr - end) * (1 + cos(pi * t / T)) / 2`` with
+      ``end = min_lr`` or ``base_lr * min_lr_ratio`` and ``t / T`` = epoch / epochs
+      (``by_epoch=True``) or iteration / iterations.
     * Linear warm-up, by global iteration ``i`` (0-based) while ``i < warmup_iters``:
-      ``lr = regular_lr * (1 - (1 - i / warmup_iters) * (1 - warmup_ratio))``; at
-      ``i == warmup_iters`` the regular lr is restored. ``'constant'`` warm-up uses
+      ``lr = regular_lr * (1 - (1 - i / warmup_iters) * (1 - warmup_ratio))``; from
+      ``i == warmup_iters`` on the regular lr is used. ``'constant'`` warm-up uses
       ``regular_lr * warmup_ratio``; ``'exp'`` uses ``regular_lr * warmup_ratio**(1 - i/warmup_iters)``.
     """
 
+    POLICIES = ('step', 'CosineAnnealing')
+
     def __init__(self, policy: str = 'step', step: Union[int, Sequence[int], None] = None,
-                 gamma: float = 0.1, warmup: Optional[str] = None, warmup_iters: int = 0,
-                 warmup_ratio: float = 0.1, by_epoch: bool = True) -> None:
-        if policy != 'step':
-            raise NotImplementedError(f"lr_config.policy '{policy}' is not supported (only 'step')")
-        if not by_epoch:
-            raise NotImplementedError('lr_config.by_epoch=False is not supported')
-        if step is None:
-            raise ValueError("lr_config: the step policy needs 'step' (epochs at which the lr "
-                             'is multiplied by gamma)')
-        if isinstance(step, int):
-            if step <= 0:
-                raise ValueError(f'lr_config.step must be positive, got {step}')
-        elif not all(isinstance(s, int) and s > 0 for s in step):
-            raise ValueError(f'lr_config.step must be a positive int or a list of them, got {step}')
+                 gamma: float = 0.1, min_lr: Optional[float] = None,
+                 min_lr_ratio: Optional[float] = None, warmup: Optional[str] = None,
+                 warmup_iters: int = 0, warmup_ratio: float = 0.1, by_epoch: bool = True) -> None:
+        if policy not in self.POLICIES:
+            raise NotImplementedError(f"lr_config.policy '{policy}' is not supported "
+                                      f"(supported: {', '.join(self.POLICIES)})")
+        if policy == 'step':
+            if step is None:
+                raise ValueError("lr_config: the step policy needs 'step' (epochs or iterations "
+                                 'at which the lr is multiplied by gamma)')
+            if isinstance(step, int):
+                if step <= 0:
+                    raise ValueError(f'lr_config.step must be positive, got {step}')
+            elif not all(isinstance(s, int) and s > 0 for s in step):
+                raise ValueError(f'lr_config.step must be a positive int or a list of them, '
+                                 f'got {step}')
+        elif (min_lr is None) == (min_lr_ratio is None):
+            raise ValueError('lr_config: the CosineAnnealing policy needs exactly one of min_lr '
+                             f'and min_lr_ratio, got min_lr={min_lr}, min_lr_ratio={min_lr_ratio}')
         if warmup not in (None, 'linear', 'constant', 'exp'):
             raise ValueError(f"lr_config.warmup must be None, 'linear', 'constant' or 'exp', "
                              f'got {warmup!r}')
@@ -69,18 +81,26 @@ class LrUpdaterHook(Hook):
                 raise ValueError(f'lr_config.warmup_iters must be positive, got {warmup_iters}')
             if not 0 < warmup_ratio <= 1.0:
                 raise ValueError(f'lr_config.warmup_ratio must be in (0, 1], got {warmup_ratio}')
-        self.step = step if isinstance(step, int) else list(step)
+        self.policy = policy
+        self.step = step if isinstance(step, int) or step is None else list(step)
         self.gamma = gamma
+        self.min_lr = min_lr
+        self.min_lr_ratio = min_lr_ratio
+        self.by_epoch = by_epoch
         self.warmup = warmup
         self.warmup_iters = warmup_iters
         self.warmup_ratio = warmup_ratio
         self.base_lr: List[float] = []
         self.regular_lr: List[float] = []
 
-    def get_lr(self, epoch: int, base_lr: float) -> float:
-        if isinstance(self.step, int):
-            return base_lr * self.gamma ** (epoch // self.step)
-        return base_lr * self.gamma ** sum(1 for s in self.step if epoch >= s)
+    def get_lr(self, progress: int, max_progress: int, base_lr: float) -> float:
+        """The lr without warm-up after ``progress`` of ``max_progress`` epochs or iterations."""
+        if self.policy == 'step':
+            if isinstance(self.step, int):
+                return base_lr * self.gamma ** (progress // self.step)
+            return base_lr * self.gamma ** sum(1 for s in self.step if progress >= s)
+        end = self.min_lr if self.min_lr is not None else base_lr * self.min_lr_ratio
+        return end + (base_lr - end) * 0.5 * (1 + math.cos(math.pi * progress / max(max_progress, 1)))
 
     def get_warmup_lr(self, cur_iter: int) -> List[float]:
         if self.warmup == 'constant':
@@ -102,17 +122,19 @@ class LrUpdaterHook(Hook):
         self.base_lr = [group['initial_lr'] for group in trainer.optimizer.param_groups]
 
     def before_epoch(self, trainer) -> None:
-        self.regular_lr = [self.get_lr(trainer.epoch, lr) for lr in self.base_lr]
-        self._set_lr(trainer, self.regular_lr)
+        if self.by_epoch:
+            self.regular_lr = [self.get_lr(trainer.epoch, trainer.max_epochs, lr)
+                               for lr in self.base_lr]
+            self._set_lr(trainer, self.regular_lr)
 
     def before_iter(self, trainer) -> None:
         cur_iter = trainer.iter
-        if self.warmup is None or cur_iter > self.warmup_iters:
-            return
-        if cur_iter == self.warmup_iters:
-            self._set_lr(trainer, self.regular_lr)
-        else:
+        if not self.by_epoch:
+            self.regular_lr = [self.get_lr(cur_iter, trainer.max_iters, lr) for lr in self.base_lr]
+        if self.warmup is not None and cur_iter < self.warmup_iters:
             self._set_lr(trainer, self.get_warmup_lr(cur_iter))
+        elif not self.by_epoch or cur_iter == self.warmup_iters:
+            self._set_lr(trainer, self.regular_lr)
 
 
 # ----------------------------------------------------------------------------- optimizer

@@ -63,47 +63,86 @@ def adelaidet_r50_spec():
     return spec
 
 
-def paddle_r50_spec():
-    """PaddleDetection SOLOv2 R50-FPN keys (ResNet 'b', FPN, SOLOv2Head, SOLOv2MaskHead)."""
-    leaves = ('weight', 'bias', '_mean', '_variance')
-    spec = [('backbone.conv1.conv1.conv.weight', (64, 3, 7, 7))]
-    spec += _bn('backbone.conv1.conv1.norm', 64, leaves)
+def _paddle_conv_norm(prefix, cout, cin, k, norm, dcn=None):
+    """One Paddle ConvNormLayer: ``norm`` 'bn' or 'gn'; ``dcn`` None, 'resnet' (the backbone's
+    own ConvNormLayer: ``conv_offset`` beside ``conv``, no bias) or 'layers'
+    (``ppdet.modeling.layers.ConvNormLayer``: DeformableConvV2 inside ``conv``, with a bias)."""
+    spec = []
+    if dcn == 'resnet':
+        spec += [(f'{prefix}.conv_offset.weight', (3 * k * k, cin, k, k)),
+                 (f'{prefix}.conv_offset.bias', (3 * k * k,)),
+                 (f'{prefix}.conv.weight', (cout, cin, k, k))]
+    elif dcn == 'layers':
+        spec += [(f'{prefix}.conv.conv_offset.weight', (3 * k * k, cin, k, k)),
+                 (f'{prefix}.conv.conv_offset.bias', (3 * k * k,)),
+                 (f'{prefix}.conv.conv_dcn.weight', (cout, cin, k, k)),
+                 (f'{prefix}.conv.conv_dcn.bias', (cout,))]
+    else:
+        spec.append((f'{prefix}.conv.weight', (cout, cin, k, k)))
+    leaves = ('weight', 'bias', '_mean', '_variance') if norm == 'bn' else ('weight', 'bias')
+    return spec + _bn(f'{prefix}.norm', cout, leaves)
+
+
+def paddle_spec(depth=50, variant='b', backbone_dcn_stages=(), head_channels=512,
+                stacked_convs=4, head_dcn_stages=(), kernel_out=256, mask_dcn=False,
+                mask_out=256):
+    """PaddleDetection SOLOv2 keys (ResNet, FPN, SOLOv2Head, SOLOv2MaskHead); the arguments are
+    those of its yml (ResNet ``variant``/``dcn_v2_stages``, SOLOv2Head ``seg_feat_channels``/
+    ``stacked_convs``/``dcn_v2_stages``/``kernel_out_channels``, SOLOv2MaskHead
+    ``use_dcn_in_tower``/``out_channels``). Defaults: solov2_r50_fpn_1x_coco."""
+    blocks = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}[depth]
+    if variant == 'd':
+        spec = []
+        for i, (cin, cout) in enumerate(((3, 32), (32, 32), (32, 64)), 1):
+            spec += _paddle_conv_norm(f'backbone.conv1.conv1_{i}', cout, cin, 3, 'bn')
+    else:
+        spec = _paddle_conv_norm('backbone.conv1.conv1', 64, 3, 7, 'bn')
     cin = 64
-    for s, n in zip(range(2, 6), R50_BLOCKS):
+    for s, n in zip(range(2, 6), blocks):
         planes = 64 * 2 ** (s - 2)
+        dcn = 'resnet' if s - 2 in backbone_dcn_stages else None
         for b in range(n):
-            p = f'backbone.res{s}.res{s}{chr(97 + b)}.'
-            for br, shape in (('a', (planes, cin, 1, 1)), ('b', (planes, planes, 3, 3)),
-                              ('c', (planes * 4, planes, 1, 1))):
-                spec.append((f'{p}branch2{br}.conv.weight', shape))
-                spec += _bn(f'{p}branch2{br}.norm', shape[0], leaves)
-            if b == 0:
-                spec.append((f'{p}short.conv.weight', (planes * 4, cin, 1, 1)))
-                spec += _bn(f'{p}short.norm', planes * 4, leaves)
+            name = 'a' if b == 0 else (f'b{b}' if n > 10 and s == 4 else chr(97 + b))
+            p = f'backbone.res{s}.res{s}{name}'
+            spec += _paddle_conv_norm(f'{p}.branch2a', planes, cin, 1, 'bn')
+            spec += _paddle_conv_norm(f'{p}.branch2b', planes, planes, 3, 'bn', dcn)
+            spec += _paddle_conv_norm(f'{p}.branch2c', planes * 4, planes, 1, 'bn')
+            if b == 0:  # vd with stride 2: Sequential(pool, conv)
+                short = f'{p}.short.conv' if variant == 'd' and s > 2 else f'{p}.short'
+                spec += _paddle_conv_norm(short, planes * 4, cin, 1, 'bn')
             cin = planes * 4
     for s, c in zip(range(2, 6), (256, 512, 1024, 2048)):
         inner = 'neck.fpn_inner_res5_sum' if s == 5 else f'neck.fpn_inner_res{s}_sum_lateral'
         spec += [(f'{inner}.weight', (256, c, 1, 1)), (f'{inner}.bias', (256,)),
                  (f'neck.fpn_res{s}_sum.weight', (256, 256, 3, 3)), (f'neck.fpn_res{s}_sum.bias', (256,))]
-    for i in range(4):
+    for i in range(stacked_convs):
+        dcn = 'layers' if i in head_dcn_stages else None
         for tower, first in (('kernel_convs', 258), ('cate_convs', 256)):
-            p = f'solov2_head.bbox_head.{tower}.{i}'
-            spec += [(f'{p}.conv.weight', (512, first if i == 0 else 512, 3, 3)),
-                     (f'{p}.norm.weight', (512,)), (f'{p}.norm.bias', (512,))]
-    spec += [('solov2_head.bbox_head.solo_kernel.weight', (256, 512, 3, 3)),
-             ('solov2_head.bbox_head.solo_kernel.bias', (256,)),
-             ('solov2_head.bbox_head.solo_cate.weight', (80, 512, 3, 3)),
+            spec += _paddle_conv_norm(f'solov2_head.bbox_head.{tower}.{i}', head_channels,
+                                      first if i == 0 else head_channels, 3, 'gn', dcn)
+    spec += [('solov2_head.bbox_head.solo_kernel.weight', (kernel_out, head_channels, 3, 3)),
+             ('solov2_head.bbox_head.solo_kernel.bias', (kernel_out,)),
+             ('solov2_head.bbox_head.solo_cate.weight', (80, head_channels, 3, 3)),
              ('solov2_head.bbox_head.solo_cate.bias', (80,))]
+    dcn = 'layers' if mask_dcn else None
     for lvl in range(4):
         for j in range(max(lvl, 1)):
             cin = (258 if lvl == 3 else 256) if j == 0 else 128
             p = f'mask_head.conv_pre_feat{lvl}.mask_feat_head.convs_all_levels.{lvl}.conv{j}'
-            spec += [(f'{p}.conv.weight', (128, cin, 3, 3)), (f'{p}.norm.weight', (128,)),
-                     (f'{p}.norm.bias', (128,))]
-    spec += [('mask_head.mask_feat_head.conv_pred.0.conv.weight', (256, 128, 1, 1)),
-             ('mask_head.mask_feat_head.conv_pred.0.norm.weight', (256,)),
-             ('mask_head.mask_feat_head.conv_pred.0.norm.bias', (256,))]
+            spec += _paddle_conv_norm(p, 128, cin, 3, 'gn', dcn)
+    spec += _paddle_conv_norm('mask_head.mask_feat_head.conv_pred.0', mask_out, 128, 1, 'gn', dcn)
     return spec
+
+
+# PaddleDetection configs/solov2/*.yml -> the keys of their published .pdparams
+PADDLE_MODELS = {
+    'solov2_r50_fpn_1x_coco': {},
+    'solov2_r101_vd_fpn_3x_coco': dict(depth=101, variant='d', backbone_dcn_stages=(1, 2, 3),
+                                       head_dcn_stages=(0, 1, 2, 3), mask_dcn=True),
+    'solov2_r50_enhance_coco': dict(variant='d', backbone_dcn_stages=(1, 2, 3), head_channels=256,
+                                    stacked_convs=3, head_dcn_stages=(2,), kernel_out=128,
+                                    mask_dcn=True, mask_out=128),
+}
 
 
 def _check_loaded(model, theirs):
@@ -148,15 +187,23 @@ def test_adelaidet_format_loads(tmp_path):
     _check_loaded(model, theirs)
 
 
-def test_paddle_format_loads(tmp_path):
-    theirs = {k: v.numpy() for k, v in weights_for_spec(paddle_r50_spec(), salt='pd:').items()}
-    path = str(tmp_path / 'solov2_r50_fpn_1x_coco.pdparams')
+@pytest.mark.parametrize('name', [
+    'solov2_r50_fpn_1x_coco',
+    'solov2_r101_vd_fpn_3x_coco',
+    'solov2_r50_enhance_coco',
+])
+def test_paddle_format_loads(tmp_path, name):
+    """Every published Paddle model loads with every key matched (DCN biases included)."""
+    theirs = {k: v.numpy() for k, v in
+              weights_for_spec(paddle_spec(**PADDLE_MODELS[name]), salt='pd:').items()}
+    path = str(tmp_path / f'{name}.pdparams')
     save_pdparams(theirs, path)
     assert set(load_pdparams(path)) == set(theirs)
     assert detect_format(theirs) == 'paddle'
-    model = init_detector(os.path.join(ROOT, 'configs/paddle/solov2_r50_fpn_1x_coco.py'), path,
-                          device='cpu')
+    model = init_detector(os.path.join(ROOT, f'configs/paddle/{name}.py'), path, device='cpu')
     _check_loaded(model, theirs)
+    # and back: our Paddle names are Paddle's
+    assert set(from_solo(model.state_dict(), 'paddle').state_dict) == set(theirs)
 
 
 @pytest.mark.parametrize('config,fmt', [

@@ -3,16 +3,19 @@ import hashlib
 import json
 import os.path as osp
 
+import cv2
 import numpy as np
 import pycocotools.mask as mask_utils
 import pytest
 import torch
+from PIL import Image
 
 from mmdet_solo.datasets.pipelines import (Collect, Compose, DefaultFormatBundle, LoadAnnotations,
                                            LoadImageFromFile, MultiScaleFlipAug, Normalize, Pad,
-                                           RandomFlip, Resize, segm_to_mask)
+                                           RandomFlip, Resize, imresize, segm_to_mask)
 from mmdet_solo.registry import PIPELINES
 
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 GOLDEN = osp.join(osp.dirname(__file__), '..', 'data', 'golden')
 NORM = dict(type='Normalize', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
             to_rgb=True)
@@ -222,6 +225,85 @@ def test_resize_errors():
         Resize(img_scale=(1333, 800), multiscale_mode='random')
     with pytest.raises(KeyError, match='scale'):
         Resize()(_sample())
+
+
+def _pil(arr, size, resample=Image.Resampling.BILINEAR):
+    """PIL's own resize of one array (as detectron2's ResizeTransform for uint8)."""
+    return np.asarray(Image.fromarray(arr).resize(size, resample))
+
+
+@pytest.mark.parametrize('hw,scale', [((30, 45), (1333, 800)),   # up, as COCO -> 800
+                                      ((97, 131), (40, 30))])     # down: PIL antialiases
+def test_resize_pillow_backend_is_pil_resize(hw, scale):
+    h, w = hw
+    d = _sample(h=h, w=w)
+    out = Resize(img_scale=scale, keep_ratio=True, backend='pillow')(dict(d))
+    ref = Resize(img_scale=scale, keep_ratio=True)(_sample(h=h, w=w))
+    new_h, new_w = ref['img'].shape[:2]
+    assert out['img'].shape == ref['img'].shape and out['img'].dtype == np.uint8
+    np.testing.assert_array_equal(out['img'], _pil(d['img'], (new_w, new_h)))
+    assert not np.array_equal(out['img'], ref['img'])  # the backend is really used
+    out['img'][0, 0] = 0  # writable, as cv2's output
+    # size rule, scale factor, boxes and masks (cv2 nearest, as mmdet) do not depend on it
+    assert out['scale_factor'] == ref['scale_factor'] and out['img_shape'] == ref['img_shape']
+    np.testing.assert_array_equal(out['gt_bboxes'], ref['gt_bboxes'])
+    np.testing.assert_array_equal(out['gt_masks'], ref['gt_masks'])
+
+
+def test_resize_pillow_backend_float_gray_seg_and_no_keep_ratio():
+    rng = np.random.RandomState(3)
+    img = rng.uniform(-50, 300, (17, 23, 3)).astype(np.float32)
+    out = imresize(img, (40, 29), backend='pillow')
+    assert out.shape == (29, 40, 3) and out.dtype == np.float32
+    for c in range(3):  # PIL mode 'F', band by band
+        np.testing.assert_array_equal(out[..., c], _pil(img[..., c], (40, 29)))
+    gray = rng.randint(0, 256, (17, 23), dtype=np.uint8)
+    np.testing.assert_array_equal(imresize(gray, (9, 7), 'bicubic', backend='pillow'),
+                                  _pil(gray, (9, 7), Image.Resampling.BICUBIC))
+    two = rng.randint(0, 256, (17, 23, 2), dtype=np.uint8)
+    assert imresize(two, (9, 7), backend='pillow').shape == (7, 9, 2)
+    d = _sample(h=20, w=30)
+    d['gt_semantic_seg'] = rng.randint(0, 5, (20, 30), dtype=np.uint8)
+    d['seg_fields'] = ['gt_semantic_seg']
+    out = Resize(img_scale=(45, 50), keep_ratio=False, backend='pillow')(d)
+    np.testing.assert_array_equal(out['img'], _pil(_sample(h=20, w=30)['img'], (45, 50)))
+    np.testing.assert_array_equal(out['gt_semantic_seg'],
+                                  _pil(d['gt_semantic_seg'], (45, 50), Image.Resampling.NEAREST))
+    np.testing.assert_array_equal(out['scale_factor'], np.float32([1.5, 2.5, 1.5, 2.5]))
+    assert "backend='pillow'" in repr(Resize(img_scale=(45, 50), backend='pillow'))
+
+
+def test_resize_cv2_backend_is_the_default_and_unchanged():
+    d = _sample(h=30, w=45)
+    out = Resize(img_scale=(1333, 800))(dict(d))
+    assert Resize(img_scale=(1333, 800)).backend == 'cv2'
+    s = min(1333 / 45, 800 / 30)
+    size = (int(45 * s + 0.5), int(30 * s + 0.5))
+    np.testing.assert_array_equal(out['img'],
+                                  cv2.resize(d['img'], size, interpolation=cv2.INTER_LINEAR))
+    np.testing.assert_array_equal(
+        Resize(img_scale=(1333, 800), backend='cv2')(_sample(h=30, w=45))['img'], out['img'])
+
+
+def test_resize_backend_errors_name_the_value():
+    with pytest.raises(ValueError, match="Resize: backend must be one of .*'pillow'.*got 'PIL'"):
+        Resize(img_scale=(1333, 800), backend='PIL')
+    img = np.zeros((4, 4, 3), np.uint8)
+    with pytest.raises(ValueError, match="imresize: backend .*got 'skimage'"):
+        imresize(img, (2, 2), backend='skimage')
+    with pytest.raises(ValueError, match="'area' .*backend 'pillow'|backend 'pillow'.*'area'"):
+        imresize(img, (2, 2), 'area', backend='pillow')
+    with pytest.raises(TypeError, match='float64'):
+        imresize(img.astype(np.float64), (2, 2), backend='pillow')
+
+
+def test_adelaidet_configs_resize_with_pillow():
+    from mmdet_solo.config import Config
+    for name in ('solov2_r50_3x', 'solov2_r101_3x'):
+        cfg = Config.fromfile(osp.join(ROOT, 'configs', 'adelaidet', f'{name}.py'))
+        train = [t for t in cfg.data.train.pipeline if t['type'] == 'Resize']
+        test = [t for t in cfg.data.test.pipeline[-1]['transforms'] if t['type'] == 'Resize']
+        assert [t['backend'] for t in train + test] == ['pillow', 'pillow'], name
 
 
 def test_random_flip_boxes_and_masks_by_hand():

@@ -90,10 +90,33 @@ def test_lr_schedule_warmup_and_steps(tmp_path):
 
 def test_lr_step_every_n_epochs_without_warmup():
     hook = LrUpdaterHook(step=2, gamma=0.5)
-    assert [hook.get_lr(e, 1.0) for e in range(5)] == [1.0, 1.0, 0.5, 0.5, 0.25]
+    assert [hook.get_lr(e, 5, 1.0) for e in range(5)] == [1.0, 1.0, 0.5, 0.5, 0.25]
     with pytest.raises(ValueError, match='warmup_iters'):
         LrUpdaterHook(step=[1], warmup='linear', warmup_iters=0)
 
+
+
+def test_lr_cosine_by_iteration_with_warmup(tmp_path):
+    rec = LrRecorder()
+    trainer = make_trainer(tmp_path, max_epochs=2, lr=1.0, hooks=[
+        LrUpdaterHook(policy='CosineAnnealing', min_lr_ratio=0.1, by_epoch=False,
+                      warmup='linear', warmup_iters=2, warmup_ratio=0.5), rec, OptimizerHook()])
+    trainer.run(make_loader())  # 6 iterations
+    # cosine from 1.0 to 0.1 over 6 iterations: 0.1 + 0.45 * (1 + cos(pi * i / 6))
+    cos = [1.0, 0.9397114317, 0.775, 0.55, 0.325, 0.1602885683]
+    # linear warm-up from half the cosine value for i = 0, 1: factor 1 - (1 - i/2) * 0.5
+    expected = [cos[0] * 0.5, cos[1] * 0.75] + cos[2:]
+    assert rec.lrs == pytest.approx(expected, rel=1e-9)
+
+
+def test_lr_cosine_by_epoch_and_bad_arguments():
+    hook = LrUpdaterHook(policy='CosineAnnealing', min_lr=0.0)
+    assert [hook.get_lr(e, 4, 2.0) for e in range(4)] == pytest.approx(
+        [2.0, 1.7071067812, 1.0, 0.2928932188])
+    with pytest.raises(ValueError, match='exactly one of min_lr and min_lr_ratio'):
+        LrUpdaterHook(policy='CosineAnnealing')
+    with pytest.raises(NotImplementedError, match='supported: step, CosineAnnealing'):
+        LrUpdaterHook(policy='poly')
 
 def test_grad_clip_uses_params_with_grad_only():
     hook = OptimizerHook(grad_clip=dict(max_norm=1.0, norm_type=2))
@@ -238,6 +261,43 @@ def test_amp_on_cpu_uses_bf16(tmp_path):
     before = trainer.model.fc.weight.detach().clone()
     trainer.run(make_loader())
     assert not torch.equal(before, trainer.model.fc.weight)
+
+
+class ToyConvModel(nn.Module):
+    """Records the memory format of the images it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 3, padding=1)
+        self.seen_channels_last = []
+
+    def forward(self, img, target, return_loss=True, **kwargs):
+        self.seen_channels_last.append(img.is_contiguous(memory_format=torch.channels_last))
+        return dict(loss=(self.conv(img).mean((1, 2, 3)) - target).pow(2).mean())
+
+
+class ToyImages(ToyData):
+    def __getitem__(self, i):
+        g = torch.Generator().manual_seed(i)
+        return {'img': torch.randn(3, 5, 6, generator=g), 'target': self.y[i]}
+
+
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_channels_last_option(tmp_path, channels_last):
+    set_random_seed(0)
+    model = ToyConvModel()
+    trainer = make_trainer(tmp_path, model=model, max_epochs=1, hooks=[OptimizerHook()],
+                           channels_last=channels_last)
+    trainer.run(DataLoader(ToyImages(), batch_size=2))
+    assert model.seen_channels_last == [channels_last] * 3
+    assert model.conv.weight.is_contiguous(memory_format=torch.channels_last) == channels_last
+    assert model.conv.weight.grad is not None
+    if channels_last:  # same maths as the default layout
+        set_random_seed(0)
+        ref = ToyConvModel()
+        make_trainer(tmp_path / 'ref', model=ref, max_epochs=1,
+                     hooks=[OptimizerHook()]).run(DataLoader(ToyImages(), batch_size=2))
+        assert torch.allclose(ref.conv.weight, model.conv.weight, atol=1e-6)
 
 
 def test_build_optimizer_by_name_and_errors():

@@ -2,7 +2,9 @@
 
 They reproduce mmdet v1.0 with mmcv 0.2.16 bit for bit; the mmcv image helpers they relied on
 are re-implemented here as small public functions (``imrescale``, ``imresize``, ``imflip``,
-``impad``, ``impad_to_multiple``, ``imnormalize``).
+``impad``, ``impad_to_multiple``, ``imnormalize``). As in mmcv, resizing has a ``backend``:
+``'cv2'`` (default, the original's arithmetic) or ``'pillow'`` (``PIL.Image.resize``, as
+detectron2/AdelaiDet).
 
 Masks travel as one (K, H, W) uint8 array (K may be 0) listed in ``results['mask_fields']``;
 boxes as (K, 4) float32 arrays listed in ``results['bbox_fields']``.
@@ -13,6 +15,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from ...registry import PIPELINES
 
@@ -25,13 +28,32 @@ INTERPOLATIONS = {
     'area': cv2.INTER_AREA,
     'lanczos': cv2.INTER_LANCZOS4,
 }
+# mmcv's names for PIL's filters (PIL has no 'area'; cv2 no 'box' or 'hamming')
+PILLOW_INTERPOLATIONS = {
+    'nearest': Image.Resampling.NEAREST,
+    'bilinear': Image.Resampling.BILINEAR,
+    'bicubic': Image.Resampling.BICUBIC,
+    'box': Image.Resampling.BOX,
+    'lanczos': Image.Resampling.LANCZOS,
+    'hamming': Image.Resampling.HAMMING,
+}
+RESIZE_BACKENDS = ('cv2', 'pillow')
 
 
 # ----------------------------------------------------------------------------- image helpers
-def _interp(name: str) -> int:
-    if name not in INTERPOLATIONS:
-        raise ValueError(f'interpolation must be one of {sorted(INTERPOLATIONS)}, got {name!r}')
-    return INTERPOLATIONS[name]
+def _interp(name: str, backend: str = 'cv2') -> int:
+    table = PILLOW_INTERPOLATIONS if backend == 'pillow' else INTERPOLATIONS
+    if name not in table:
+        raise ValueError(f'interpolation must be one of {sorted(table)} with backend {backend!r}, '
+                         f'got {name!r}')
+    return table[name]
+
+
+def check_resize_backend(backend: str, where: str = 'imresize') -> str:
+    """``backend`` if it is 'cv2' or 'pillow', else a ValueError naming it."""
+    if backend not in RESIZE_BACKENDS:
+        raise ValueError(f'{where}: backend must be one of {RESIZE_BACKENDS}, got {backend!r}')
+    return backend
 
 
 def rescale_factor(hw: Tuple[int, int], scale: Union[float, int, Scale]) -> float:
@@ -52,17 +74,43 @@ def scaled_size(w: int, h: int, factor: float) -> Tuple[int, int]:
     return int(w * float(factor) + 0.5), int(h * float(factor) + 0.5)
 
 
-def imresize(img: np.ndarray, size: Tuple[int, int], interpolation: str = 'bilinear') -> np.ndarray:
-    """``cv2.resize`` to ``size`` = (width, height)."""
-    return cv2.resize(img, (int(size[0]), int(size[1])), interpolation=_interp(interpolation))
+def _pil_resize(img: np.ndarray, size: Tuple[int, int], resample: int) -> np.ndarray:
+    """``PIL.Image.resize`` of an (H, W[, C]) uint8 or float32 array.
+
+    uint8 (H, W) and (H, W, 3 or 4) arrays go through PIL as one image (modes 'L'/'RGB'/'RGBA';
+    BGR order makes no difference to resizing), other uint8 arrays band by band in mode 'L';
+    float32 band by band in mode 'F' (PIL has no multi-channel float mode).
+    """
+    if img.dtype not in (np.uint8, np.float32):
+        raise TypeError(f"imresize: backend 'pillow' resizes uint8 or float32 images, "
+                        f'got dtype {img.dtype}')
+    if img.ndim not in (2, 3):
+        raise ValueError(f'imresize: expected an (H, W) or (H, W, C) image, got shape {img.shape}')
+    if img.ndim == 3 and img.dtype == np.uint8 and img.shape[2] in (3, 4):
+        return np.array(Image.fromarray(np.ascontiguousarray(img)).resize(size, resample))
+    bands = [img] if img.ndim == 2 else [img[..., c] for c in range(img.shape[2])]
+    out = [np.array(Image.fromarray(np.ascontiguousarray(b)).resize(size, resample))
+           for b in bands]
+    return out[0] if img.ndim == 2 else np.stack(out, axis=-1)
+
+
+def imresize(img: np.ndarray, size: Tuple[int, int], interpolation: str = 'bilinear',
+             backend: str = 'cv2') -> np.ndarray:
+    """Resize to ``size`` = (width, height) with ``cv2.resize`` or, with ``backend='pillow'``,
+    ``PIL.Image.resize`` (uint8 or float32 input)."""
+    check_resize_backend(backend)
+    size = (int(size[0]), int(size[1]))
+    if backend == 'pillow':
+        return _pil_resize(img, size, _interp(interpolation, backend))
+    return cv2.resize(img, size, interpolation=_interp(interpolation))
 
 
 def imrescale(img: np.ndarray, scale: Union[float, int, Scale], interpolation: str = 'bilinear',
-              return_scale: bool = False):
+              return_scale: bool = False, backend: str = 'cv2'):
     """Resize keeping the aspect ratio (mmcv 0.2.16 ``imrescale``); optionally return the factor."""
     h, w = img.shape[:2]
     factor = rescale_factor((h, w), scale)
-    out = imresize(img, scaled_size(w, h, factor), interpolation)
+    out = imresize(img, scaled_size(w, h, factor), interpolation, backend)
     return (out, factor) if return_scale else out
 
 
@@ -152,11 +200,16 @@ class Resize:
     = (w, h) and ``scale_factor`` is float32 ``[w_scale, h_scale, w_scale, h_scale]``.
     Boxes are multiplied by it and clipped to ``[0, w - 1]`` / ``[0, h - 1]``; masks are
     resized with nearest neighbour to the image size.
+
+    ``backend`` (mmcv's argument) resizes the image and ``seg_fields`` with ``'cv2'`` (default)
+    or ``'pillow'`` (``PIL.Image.resize``, detectron2's ``ResizeTransform`` for uint8 images);
+    masks always use cv2, as in mmdet. The size rule is the same for both.
     """
 
     def __init__(self, img_scale: Optional[Union[Scale, List[Scale]]] = None,
                  multiscale_mode: str = 'range', ratio_range: Optional[Tuple[float, float]] = None,
-                 keep_ratio: bool = True) -> None:
+                 keep_ratio: bool = True, backend: str = 'cv2') -> None:
+        self.backend = check_resize_backend(backend, 'Resize')
         self.img_scale = None if img_scale is None else normalize_scales(img_scale)
         if ratio_range is not None:
             if self.img_scale is None or len(self.img_scale) != 1:
@@ -212,9 +265,10 @@ class Resize:
         img = results['img']
         h, w = img.shape[:2]
         if self.keep_ratio:
-            img, scale_factor = imrescale(img, results['scale'], return_scale=True)
+            img, scale_factor = imrescale(img, results['scale'], return_scale=True,
+                                          backend=self.backend)
         else:
-            img = imresize(img, results['scale'])
+            img = imresize(img, results['scale'], backend=self.backend)
             new_h, new_w = img.shape[:2]
             scale_factor = np.array([new_w / w, new_h / h, new_w / w, new_h / h], dtype=np.float32)
         results['img'] = img
@@ -240,11 +294,10 @@ class Resize:
                 continue
             results[key] = _resize_masks(np.asarray(results[key]), (w, h), 'nearest')
 
-    @staticmethod
-    def _resize_seg(results: dict) -> None:
+    def _resize_seg(self, results: dict) -> None:
         h, w = results['img_shape'][:2]
         for key in results.get('seg_fields', []):
-            results[key] = imresize(results[key], (w, h), 'nearest')
+            results[key] = imresize(results[key], (w, h), 'nearest', self.backend)
 
     def __call__(self, results: dict) -> dict:
         if 'scale' not in results:
@@ -257,7 +310,8 @@ class Resize:
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(img_scale={self.img_scale}, multiscale_mode='
-                f'{self.multiscale_mode!r}, ratio_range={self.ratio_range}, keep_ratio={self.keep_ratio})')
+                f'{self.multiscale_mode!r}, ratio_range={self.ratio_range}, '
+                f'keep_ratio={self.keep_ratio}, backend={self.backend!r})')
 
 
 def bbox_flip(bboxes: np.ndarray, img_shape: Sequence[int], direction: str = 'horizontal'

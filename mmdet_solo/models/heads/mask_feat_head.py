@@ -1,13 +1,13 @@
 """SOLOv2's unified mask feature: FPN levels P2–P5 fused at 1/4 resolution."""
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
 
 from ...registry import HEADS
-from ..layers import ConvModule
+from ..layers import ConvModule, resolve_conv_bias
 from .utils import coord_features
 
 
@@ -18,12 +18,18 @@ class MaskFeatHead(nn.Module):
     (the original's name for the mask-feature width E). CoordConv channels are appended to the
     deepest input (P5), as in the original.
 
+    ``conv_bias`` is every conv's bias: ``'auto'`` (mmcv's rule: none when ``norm_cfg`` is set;
+    the original), ``True``/``False``, or ``'dcn'`` (only when ``conv_cfg`` is deformable, as
+    PaddleDetection's DCNv2 mask-feature convs).
+
     Input: ``end_level - start_level + 1`` maps (B, in_channels, H/2^i, W/2^i); output (B, E, H, W).
     """
 
     def __init__(self, in_channels: int, out_channels: int, start_level: int, end_level: int,
-                 num_classes: int, conv_cfg: Optional[dict] = None, norm_cfg: Optional[dict] = None):
+                 num_classes: int, conv_cfg: Optional[dict] = None, norm_cfg: Optional[dict] = None,
+                 conv_bias: Union[str, bool] = 'auto'):
         super().__init__()
+        bias = resolve_conv_bias(conv_bias, conv_cfg, 'MaskFeatHead')
         if not 0 <= start_level <= end_level:
             raise ValueError(f'MaskFeatHead: need 0 <= start_level <= end_level, got '
                              f'{start_level}, {end_level}')
@@ -35,8 +41,8 @@ class MaskFeatHead(nn.Module):
         num_inputs = end_level - start_level + 1
 
         def conv(cin: int, cout: int, k: int = 3) -> ConvModule:
-            return ConvModule(cin, cout, k, padding=k // 2, conv_cfg=conv_cfg, norm_cfg=norm_cfg,
-                              inplace=False)
+            return ConvModule(cin, cout, k, padding=k // 2, bias=bias, conv_cfg=conv_cfg,
+                              norm_cfg=norm_cfg, inplace=False)
 
         self.convs_all_levels = nn.ModuleList()
         for idx, i in enumerate(range(start_level, end_level + 1)):
@@ -51,7 +57,8 @@ class MaskFeatHead(nn.Module):
                                                              align_corners=False))
             self.convs_all_levels.append(level)
         self.conv_pred = nn.Sequential(
-            ConvModule(out_channels, num_classes, 1, padding=0, conv_cfg=conv_cfg, norm_cfg=norm_cfg))
+            ConvModule(out_channels, num_classes, 1, padding=0, bias=bias, conv_cfg=conv_cfg,
+                       norm_cfg=norm_cfg))
 
     def init_weights(self) -> None:
         for m in self.modules():

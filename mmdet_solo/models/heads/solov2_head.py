@@ -1,7 +1,7 @@
 """SOLOv2 head: category branch + dynamic-kernel branch (Wang et al. 2020)."""
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from ...registry import HEADS, LOSSES
 from ...structures import InstanceResult
-from ..layers import ConvModule
+from ..layers import ConvModule, resolve_conv_bias
 from .postprocess import cfg_get, segm_postprocess, select_candidates
 from .targets import assign_grid_cells, rescale_masks
 from .utils import (bias_init_with_prob, coord_features, flatten_cate_preds, level_strides_per_cell,
@@ -25,6 +25,8 @@ class SOLOv2Head(nn.Module):
 
     Args follow the original release; ``num_classes`` counts object classes only.
     ``use_dcn_in_tower`` with ``type_dcn`` ('DCN' or 'DCNv2') makes the tower convs deformable.
+    ``conv_bias`` is the tower convs' bias: ``'auto'`` (mmcv's rule: none, as a norm follows;
+    the original), ``True``/``False``, or ``'dcn'`` (deformable convs only, as PaddleDetection).
     """
 
     dcn_on_last_conv_only = False
@@ -37,8 +39,9 @@ class SOLOv2Head(nn.Module):
                  ins_out_channels: int = 64, loss_ins: Optional[dict] = None,
                  loss_cate: Optional[dict] = None, conv_cfg: Optional[dict] = None,
                  norm_cfg: Optional[dict] = None, use_dcn_in_tower: bool = False,
-                 type_dcn: Optional[str] = None):
+                 type_dcn: Optional[str] = None, conv_bias: Union[str, bool] = 'auto'):
         super().__init__()
+        resolve_conv_bias(conv_bias, None, type(self).__name__)  # validate even without convs
         if num_grids is None or len(num_grids) != len(strides) or len(scale_ranges) != len(strides):
             raise ValueError(f'{type(self).__name__}: num_grids {num_grids}, strides {strides} and '
                              f'scale_ranges {scale_ranges} must have one entry per level')
@@ -63,16 +66,19 @@ class SOLOv2Head(nn.Module):
         for i in range(stacked_convs):
             dcn = use_dcn_in_tower and (not self.dcn_on_last_conv_only or i == stacked_convs - 1)
             cfg_conv = dict(type=type_dcn) if dcn else conv_cfg
+            bias = resolve_conv_bias(conv_bias, cfg_conv, type(self).__name__)
             for tower, cin in ((self.kernel_convs, in_channels + 2), (self.cate_convs, in_channels)):
                 tower.append(ConvModule(cin if i == 0 else seg_feat_channels, seg_feat_channels, 3,
                                         padding=1, conv_cfg=cfg_conv, norm_cfg=tower_norm,
-                                        bias=False))
+                                        bias=bias))
         self.solo_cate = nn.Conv2d(seg_feat_channels, self.cate_out_channels, 3, padding=1)
         self.solo_kernel = nn.Conv2d(seg_feat_channels, self.kernel_out_channels, 3, padding=1)
 
     def init_weights(self) -> None:
         for m in list(self.cate_convs) + list(self.kernel_convs):
             nn.init.normal_(m.conv.weight, std=0.01)   # plain or deformable, as the original
+            if m.conv.bias is not None:
+                nn.init.zeros_(m.conv.bias)
         nn.init.normal_(self.solo_cate.weight, std=0.01)
         nn.init.constant_(self.solo_cate.bias, bias_init_with_prob(0.01))
         nn.init.normal_(self.solo_kernel.weight, std=0.01)

@@ -1,7 +1,7 @@
 """Conv + norm + activation block with the mmdetection v1 child names (``conv``, ``gn``/``bn``)."""
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -49,6 +49,21 @@ def build_norm_layer(cfg: dict, num_features: int, postfix='') -> Tuple[str, nn.
     for p in layer.parameters():
         p.requires_grad = requires_grad
     return abbr + str(postfix), layer
+
+
+def resolve_conv_bias(conv_bias: Union[str, bool], conv_cfg: Optional[dict],
+                      owner: str = 'ConvModule') -> Union[str, bool]:
+    """A head's ``conv_bias`` for one of its ConvModules.
+
+    ``'auto'``/``True``/``False`` pass through as mmcv's ``bias`` (``'auto'``: a bias only
+    without a norm layer); ``'dcn'`` gives a bias to deformable convs only, as
+    PaddleDetection's ``ConvNormLayer`` (its DCNv2 always has one, its plain conv none).
+    """
+    if isinstance(conv_bias, bool) or conv_bias == 'auto':
+        return conv_bias
+    if conv_bias == 'dcn':
+        return conv_cfg is not None and conv_cfg.get('type', 'Conv') != 'Conv'
+    raise ValueError(f"{owner}: conv_bias must be 'auto', 'dcn', True or False, got {conv_bias!r}")
 
 
 class ConvModule(nn.Module):

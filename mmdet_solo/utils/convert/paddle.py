@@ -5,9 +5,14 @@ Paddle's ResNet: stem ``backbone.conv1.conv1`` (ResNet-vd: ``conv1_1/2/3``), blo
 ``branch2{a,b,c}`` ConvNormLayers (``.conv``, ``.norm``) and shortcut ``short`` (vd with
 stride 2: ``short.conv`` after an average pool). BN statistics are ``_mean``/``_variance``.
 FPN: ``neck.fpn_inner_res5_sum``, ``neck.fpn_inner_res{2,3,4}_sum_lateral``,
-``neck.fpn_res{2-5}_sum``. Heads: ``solov2_head.bbox_head.*`` (``.norm`` for GN; DCNv2 as
-``.conv.conv_offset`` + ``.conv.conv_dcn``) and
+``neck.fpn_res{2-5}_sum``. Heads: ``solov2_head.bbox_head.*`` (``.norm`` for GN) and
 ``mask_head.conv_pre_feat{L}.mask_feat_head.convs_all_levels.{L}.conv{j}``.
+
+DCNv2 comes in two layouts. The heads' ``ppdet.modeling.layers.ConvNormLayer`` nests it in
+``conv``: ``conv.conv_offset.*`` and ``conv.conv_dcn.weight`` plus ``conv.conv_dcn.bias`` (always
+present there, though a GN follows; our heads' ``conv_bias='dcn'``). The backbone's own
+``ConvNormLayer`` (ppdet >= 2.0) puts it beside ``conv``: ``branch2b.conv_offset.*`` and
+``branch2b.conv.weight``, no bias. Both are read; each is written in its own module's layout.
 Values are numpy arrays on Paddle's side.
 """
 from __future__ import annotations
@@ -42,13 +47,13 @@ def _block_suffix(stage: int, index: int, num_blocks: int) -> str:
 
 def _conv_norm(prefix_ours_conv: str, prefix_ours_norm: str, rest: str, is_bn: bool
                ) -> Optional[str]:
-    """``conv.weight`` / ``conv.conv_offset.*`` / ``conv.conv_dcn.*`` / ``norm.<leaf>``."""
+    """``conv.weight`` / ``[conv.]conv_offset.*`` / ``conv.conv_dcn.*`` / ``norm.<leaf>``."""
     if rest == 'conv.weight':
         return prefix_ours_conv + '.weight'
     m = re.fullmatch(r'conv\.conv_dcn\.(weight|bias)', rest)
     if m:
         return f'{prefix_ours_conv}.{m.group(1)}'
-    m = re.fullmatch(r'conv\.conv_offset\.(weight|bias)', rest)
+    m = re.fullmatch(r'(?:conv\.)?conv_offset\.(weight|bias)', rest)
     if m:
         return f'{prefix_ours_conv}.conv_offset.{m.group(1)}'
     m = re.fullmatch(r'norm\.(\w+)', rest)
@@ -170,10 +175,11 @@ def _ours_key_to_paddle(key: str, keys: Tuple[str, ...]) -> Optional[str]:
         blk = f'backbone.res{stage}.res{stage}{_block_suffix(stage, b, _num_blocks(keys, s))}'
         pm = re.fullmatch(r'(conv|bn)([123])(\.conv_offset)?', part)
         if pm:
+            # ResNet's DCNv2: ``conv_offset`` beside ``conv`` (plain ``conv.weight``), no bias
             prefix = f'{blk}.branch2{"abc"[int(pm.group(2)) - 1]}'
             if pm.group(3):
-                return f'{prefix}.conv.conv_offset.{leaf}'
-            return conv_or_norm(prefix, pm.group(1) == 'bn', dcn_here(f'{mod}'))
+                return f'{prefix}.conv_offset.{leaf}'
+            return conv_or_norm(prefix, pm.group(1) == 'bn')
         dm = re.fullmatch(r'downsample\.(\d)', part)
         if dm:
             base = f'backbone.layer{s}.{b}.downsample'
