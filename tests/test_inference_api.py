@@ -139,6 +139,14 @@ def test_inference_matches_original_release(golden_model, which):
     print(which, len(result), stats)
 
 
+def test_channels_last_inference_matches_original_release(golden_ckpt):
+    model = init_detector(GOLDEN_CONFIG, golden_ckpt, device='cpu',
+                          cfg_options={'channels_last': True})
+    weight = model.backbone.conv1.weight
+    assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+    compare_detections(inference_detector(model, PUBLIC_JPG), load_case(GOLDEN).infer['infer'])
+
+
 # ----------------------------------------------------------------------------- README snippet
 # The inference example of the original project's guide (docs/GETTING_STARTED.md and
 # demo/inference_demo.py of WXinlong/SOLO), verbatim.

@@ -20,10 +20,11 @@ from ..utils.logger import get_root_logger
 
 # Top-level keys the training code reads although the base configs may not set them; an
 # override may create these. Any other new top-level key is taken for a typo.
-OPTIONAL_TOP_LEVEL_KEYS = ('evaluation', 'fp16', 'seed', 'gpus', 'work_dir', 'resume_from',
-                           'load_from', 'find_unused_parameters', 'deterministic', 'auto_resume',
-                           'cudnn_benchmark', 'log_level', 'total_epochs', 'dist_params',
-                           'checkpoint_config', 'optimizer_config', 'lr_config', 'log_config')
+OPTIONAL_TOP_LEVEL_KEYS = ('evaluation', 'fp16', 'channels_last', 'seed', 'gpus', 'work_dir',
+                           'resume_from', 'load_from', 'find_unused_parameters', 'deterministic',
+                           'auto_resume', 'cudnn_benchmark', 'log_level', 'total_epochs',
+                           'dist_params', 'checkpoint_config', 'optimizer_config', 'lr_config',
+                           'log_config')
 
 CFG_OPTIONS_RULE = (
     'Each KEY is a dotted path into the config (list items by index, e.g. '

@@ -42,7 +42,7 @@ def test_option_spellings():
 @pytest.mark.parametrize('options', [
     {'total_epochs': 2}, {'optimizer.lr': 0.1}, {'optimizer.nesterov': True},
     {'model.bbox_head.num_grids': [4, 4, 4, 4, 4]}, {'data.train.pipeline.2.img_scale': (64, 64)},
-    {'evaluation.interval': 1}, {'seed': 3}])
+    {'evaluation.interval': 1}, {'seed': 3}, {'channels_last': True}])
 def test_cfg_options_accepted(cfg, options):
     check_cfg_options(cfg, options)
 
