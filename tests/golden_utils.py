@@ -120,10 +120,10 @@ def compare_detections(result, ref: dict, score_atol: float = 1e-3, min_iou: flo
                  and abs(scores[u] - det['score']) <= score_atol]
         assert cands, (f'detection {k} (label {det["label"]}, score {det["score"]:.6f}) has no '
                        f'counterpart with the same label and a score within {score_atol}')
-        best = max(cands, key=lambda u: (iou(result.masks[u], ref_masks[k]), -abs(u - k)))
+        ious = {u: iou(result.masks[u], ref_masks[k]) for u in cands}
+        best = max(cands, key=lambda u: (ious[u], -abs(u - k)))
         unused.remove(best)
-        worst_iou = min(worst_iou, iou(result.masks[best], ref_masks[k]))
+        worst_iou = min(worst_iou, ious[best])
         worst_score = max(worst_score, abs(scores[best] - det['score']))
-    assert worst_score <= score_atol, f'score differs by {worst_score}'
     assert worst_iou >= min_iou, f'mask IoU {worst_iou} < {min_iou}'
     return dict(worst_iou=worst_iou, worst_score=worst_score)
