@@ -23,6 +23,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from mmdet_solo.config import DictAction
 from mmdet_solo.evaluation import ALLOWED_METRICS
+from mmdet_solo.evaluation.backends import DEFAULT_EVAL_BACKEND, EVAL_BACKENDS
 
 PICKLE_FORMAT = 'mmdet_solo.instance_results/1'
 
@@ -36,6 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--eval', nargs='+', metavar='METRIC',
                    help=f'COCO metrics to evaluate: {" ".join(ALLOWED_METRICS)}')
     p.add_argument('--classwise', action='store_true', help='also print per-class AP')
+    p.add_argument('--eval-backend', '--eval_backend', dest='eval_backend',
+                   choices=list(EVAL_BACKENDS), default=DEFAULT_EVAL_BACKEND,
+                   help='COCO evaluation backend (faster-coco-eval: optional C++ COCOeval, '
+                        'pip install faster-coco-eval)')
     p.add_argument('--format-only', '--format_only', dest='format_only', action='store_true',
                help='only write COCO-format result JSONs (RLE masks), e.g. for test-dev')
     p.add_argument('--jsonfile-prefix', '--jsonfile_prefix', dest='jsonfile_prefix',
@@ -168,7 +173,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     check_args(parser, args)
 
     from mmdet_solo.apis.test import multi_gpu_test, prepare_test, single_gpu_test
-    from mmdet_solo.datasets import build_dataloader
+    from mmdet_solo.datasets import build_test_dataloader
     from mmdet_solo.engine.dist import barrier, get_dist_info
 
     cfg, model, dataset, distributed = prepare_test(args.config, args.checkpoint,
@@ -180,14 +185,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     rank, _ = get_dist_info()
     if rank == 0:
         warn_existing(args)
-    loader = build_dataloader(dataset, imgs_per_gpu=1,
-                              workers_per_gpu=int(cfg.data.get('workers_per_gpu', 2)),
-                              dist=distributed, shuffle=False)
+    loader = build_test_dataloader(dataset, cfg.data, 'test', dist=distributed)
     if distributed:
-        results = multi_gpu_test(model, loader, tmpdir=args.tmpdir, encode_masks=True)
+        results = multi_gpu_test(model, loader, tmpdir=args.tmpdir)
     else:
         results = single_gpu_test(model, loader, show=args.show, show_dir=args.show_dir,
-                                  score_thr=args.score_thr, encode_masks=True)
+                                  score_thr=args.score_thr)
     if rank == 0:
         finish(args, results, dataset, model.CLASSES)
     barrier()
@@ -213,7 +216,8 @@ def finish(args: argparse.Namespace, results: Sequence[Any], dataset: Any,
         print(f'drawn results written to {args.show_dir}', flush=True)
     if args.eval:
         metrics = dataset.evaluate(results, metric=args.eval, classwise=args.classwise,
-                                   jsonfile_prefix=args.jsonfile_prefix)
+                                   jsonfile_prefix=args.jsonfile_prefix,
+                                   backend=args.eval_backend)
         path = metrics_json_path(args.out, args.checkpoint)
         summary = {k: v for k, v in metrics.items() if k.endswith('_copypaste')}
         print(json.dumps(summary), flush=True)

@@ -40,7 +40,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error(f'--save_dir {args.save_dir!r} is a file, not a folder')
 
     from mmdet_solo.apis.test import prepare_test, single_gpu_test
-    from mmdet_solo.datasets import build_dataloader
+    from mmdet_solo.datasets import build_test_dataloader
 
     cfg, model, dataset, _ = prepare_test(args.config, args.checkpoint, args.cfg_options,
                                           'none', args.device)
@@ -48,12 +48,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f'warning: --save_dir {args.save_dir} is not empty; drawn images replace files of '
               'the same name', file=sys.stderr)
     os.makedirs(args.save_dir, exist_ok=True)
-    loader = build_dataloader(dataset, imgs_per_gpu=1,
-                              workers_per_gpu=int(cfg.data.get('workers_per_gpu', 2)),
-                              dist=False, shuffle=False)
+    loader = build_test_dataloader(dataset, cfg.data, 'test')
     print(f'classes: {list(model.CLASSES) if model.CLASSES is not None else None}', flush=True)
     single_gpu_test(model, loader, show=args.show, show_dir=args.save_dir,
-                    score_thr=args.score_thr, encode_masks=True)
+                    score_thr=args.score_thr)
     print(f'{len(dataset)} drawn images written to {args.save_dir}', flush=True)
     return 0
 

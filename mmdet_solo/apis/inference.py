@@ -80,25 +80,44 @@ def _test_pipeline(cfg: Config) -> Compose:
     return Compose(copy.deepcopy(list(pipeline)))
 
 
+def _config_batch_size(cfg: Config) -> int:
+    from ..datasets import batch_size_of
+    data = cfg.get('data')
+    test = data.get('test') if isinstance(data, dict) else None
+    if not isinstance(test, dict):
+        return 1
+    return batch_size_of(test, 'data.test') or 1
+
+
 @torch.no_grad()
-def inference_detector(model: nn.Module, imgs: Union[ImageLike, Sequence[ImageLike]]
+def inference_detector(model: nn.Module, imgs: Union[ImageLike, Sequence[ImageLike]],
+                       batch_size: Optional[int] = None
                        ) -> Union[InstanceResult, List[InstanceResult]]:
     """Run ``model`` on an image (a path or a BGR ndarray) or a list of them.
 
     Uses the config's ``test_pipeline``. Returns one ``InstanceResult`` per image (masks at the
-    original image size), a list for a list input.
+    original image size), a list for a list input. A list runs as padded batches of
+    ``batch_size`` images, one forward each (default: ``data.test.samples_per_gpu`` /
+    ``imgs_per_gpu`` of the config, else 1). Images of the same padded size give exactly the
+    results of batch 1; a batch of mixed sizes is padded to the largest, which moves SOLO's
+    grid slightly (see docs/GETTING_STARTED.md, "Batched inference").
     """
     single = not isinstance(imgs, (list, tuple))
-    pipeline = _test_pipeline(model.cfg)
-    device = next(model.parameters()).device
-    results = []
-    for img in ([imgs] if single else imgs):
+    imgs = [imgs] if single else list(imgs)
+    for img in imgs:
         if not isinstance(img, (str, np.ndarray)):
             raise TypeError(f'inference_detector: an image must be a file path or a BGR ndarray, '
                             f'got {type(img).__name__}')
-        data = collate([pipeline(dict(img=img))])
+    if batch_size is None:
+        batch_size = _config_batch_size(model.cfg)
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f'inference_detector: batch_size must be a positive int, got {batch_size!r}')
+    pipeline = _test_pipeline(model.cfg)
+    device = next(model.parameters()).device
+    results: List[InstanceResult] = []
+    for start in range(0, len(imgs), batch_size):
+        data = collate([pipeline(dict(img=img)) for img in imgs[start:start + batch_size]])
         batch = [t.to(device) for t in data['img']] if isinstance(data['img'], list) \
             else data['img'].to(device)
-        results.append(model(img=batch, img_metas=data['img_metas'], return_loss=False,
-                             rescale=True)[0])
+        results += model(img=batch, img_metas=data['img_metas'], return_loss=False, rescale=True)
     return results[0] if single else results

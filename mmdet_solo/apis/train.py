@@ -89,11 +89,9 @@ def _logger_hooks(cfg: Config, work_dir: str, timestamp: str) -> List[Any]:
 
 
 def _eval_hook(cfg: Config, distributed: bool) -> EvalHook:
-    from ..datasets import build_dataloader, build_dataset
+    from ..datasets import build_dataset, build_test_dataloader
     val_dataset = build_dataset(cfg.data.val, dict(test_mode=True))
-    loader = build_dataloader(val_dataset, imgs_per_gpu=1,
-                              workers_per_gpu=cfg.data.get('workers_per_gpu', 0),
-                              dist=distributed, shuffle=False)
+    loader = build_test_dataloader(val_dataset, cfg.data, 'val', dist=distributed)
     eval_cfg = dict(cfg.get('evaluation') or dict(interval=1, metric='segm'))
     return EvalHook(loader, **eval_cfg)
 
@@ -120,7 +118,11 @@ def train_detector(model: nn.Module, dataset, cfg: Config, distributed: bool = F
     if not distributed and num_gpus > 1:
         raise ValueError(f'gpus={num_gpus} without a launcher: multi-GPU training needs '
                          'distributed mode (tools/dist_train.sh CONFIG GPUS)')
-    data_loader = build_dataloader(dataset, cfg.data.imgs_per_gpu, cfg.data.workers_per_gpu,
+    from ..datasets import batch_size_of
+    imgs_per_gpu = batch_size_of(cfg.data, 'data')
+    if imgs_per_gpu is None:
+        raise KeyError('data: set imgs_per_gpu (or samples_per_gpu), the training batch per GPU')
+    data_loader = build_dataloader(dataset, imgs_per_gpu, cfg.data.workers_per_gpu,
                                    num_gpus=1, dist=distributed, shuffle=True,
                                    seed=cfg.get('seed'))
 

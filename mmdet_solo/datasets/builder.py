@@ -69,7 +69,46 @@ def build_dataset(cfg: DatasetCfg, default_args: Optional[dict] = None) -> Datas
         return ConcatDataset([build_dataset(c, default_args) for c in cfg['datasets']])
     if isinstance(cfg.get('ann_file'), (list, tuple)):
         return _concat_dataset(cfg, default_args)
+    if any(k in cfg for k in LOADER_KEYS):  # loader settings, read by test_batch_size
+        cfg = {k: v for k, v in cfg.items() if k not in LOADER_KEYS}
     return build_from_cfg(cfg, DATASETS, default_args)
+
+
+# Batch-size keys a dataset dict may carry for its loader (mmdet 2.x puts
+# ``samples_per_gpu`` in ``data.test``/``data.val``); build_dataset leaves them out.
+LOADER_KEYS = ('imgs_per_gpu', 'samples_per_gpu')
+
+
+def batch_size_of(cfg: Dict[str, Any], where: str) -> Optional[int]:
+    """``imgs_per_gpu`` or its mmdet 2.x name ``samples_per_gpu`` in ``cfg`` (``None`` if
+    neither is set); both with different values, or a non-positive value, is an error."""
+    values = {k: cfg[k] for k in LOADER_KEYS if cfg.get(k) is not None}
+    if len(set(values.values())) > 1:
+        raise ValueError(f'{where}: imgs_per_gpu={values["imgs_per_gpu"]} and samples_per_gpu='
+                         f'{values["samples_per_gpu"]} disagree; set one of them')
+    if not values:
+        return None
+    value = next(iter(values.values()))
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f'{where}.{next(iter(values))} must be a positive int, got {value!r}')
+    return value
+
+
+def build_test_dataloader(dataset: Dataset, data_cfg: Dict[str, Any], split: str = 'test',
+                          dist: bool = False) -> DataLoader:
+    """The sequential loader of ``data[split]`` for the test loop: batches of
+    ``data[split].samples_per_gpu`` (or ``imgs_per_gpu``; default 1) images, each batch one
+    padded forward; ``data.workers_per_gpu`` workers (default 2).
+
+    Images of one batch are padded to the largest of them; SOLO's outputs depend on the
+    padded extent (coordinate features and grid cells span the padded input, as in the
+    original), so a batch of mixed sizes is close to, not equal to, batch 1 (see
+    docs/GETTING_STARTED.md); images of equal padded size give batch-1 results.
+    """
+    batch = batch_size_of(data_cfg.get(split) or {}, f'data.{split}') or 1
+    workers = int(data_cfg.get('workers_per_gpu', 2))
+    return build_dataloader(dataset, imgs_per_gpu=batch, workers_per_gpu=workers, dist=dist,
+                            shuffle=False)
 
 
 def worker_seed(seed: int, rank: int, worker_id: int, epoch: int) -> int:
@@ -127,8 +166,8 @@ def build_dataloader(dataset: Dataset, imgs_per_gpu: int, workers_per_gpu: int,
     """A loader yielding :func:`collate` batches.
 
     Training (``shuffle=True``): ``GroupSampler`` (or ``DistributedGroupSampler`` with
-    ``dist``); testing: sequential (or ``DistributedSampler(shuffle=False)``, see
-    ``merge_dist_results``). Non-distributed batches hold ``num_gpus * imgs_per_gpu``
+    ``dist``); testing: sequential (or ``DistributedSampler(shuffle=False)``, whose padding
+    repeats the test loop drops). Non-distributed batches hold ``num_gpus * imgs_per_gpu``
     images. ``kwargs`` go to ``torch.utils.data.DataLoader``. See the module docstring
     for ``seed`` and ``set_epoch``.
     """
@@ -166,5 +205,5 @@ def build_dataloader(dataset: Dataset, imgs_per_gpu: int, workers_per_gpu: int,
                            worker_seeder=seeder, **kwargs)
 
 
-__all__: List[str] = ['build_dataset', 'build_dataloader', 'EpochDataLoader', 'EpochWorkerInit',
-                      'worker_seed']
+__all__: List[str] = ['build_dataset', 'build_dataloader', 'build_test_dataloader',
+                      'batch_size_of', 'EpochDataLoader', 'EpochWorkerInit', 'worker_seed']

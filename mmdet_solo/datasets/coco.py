@@ -1,4 +1,4 @@
-"""``CocoDataset``: COCO instance annotations read with pycocotools (mmdet v1 semantics).
+"""``CocoDataset``: COCO instance annotations (mmdet v1 semantics), held in flat buffers.
 
 - Categories are looked up by **name** and mapped to contiguous 0-based labels in the
   order of ``CLASSES`` (``COCO_CLASSES`` or ``classes=``); annotations of other categories
@@ -7,13 +7,23 @@
   ``h < 1``, ``area <= 0`` or ``ignore`` are skipped; crowd boxes go to ``bboxes_ignore``.
 - Masks stay COCO segmentations (polygons / RLE) and are decoded per sample by
   ``LoadAnnotations``; the dataset never holds decoded masks.
+
+Memory (see :mod:`.serialize`): the annotation file is parsed once, each image's parsed
+annotations become one JSON record in a :class:`SerializedList`, and the parsed file is
+dropped, so the dataset holds flat buffers (about the size of the annotation file's
+segmentations) that data-loader workers share instead of copying. The pycocotools ``COCO``
+object is built only when evaluation asks for it (:attr:`CocoDataset.coco`), in the main
+process.
 """
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
+import json
 import os.path as osp
 import tempfile
+from collections import defaultdict
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -21,7 +31,8 @@ from pycocotools.coco import COCO
 
 from ..registry import DATASETS
 from .class_names import COCO_CLASSES
-from .custom import CustomDataset
+from .custom import CustomDataset, release_freed_memory
+from .serialize import SerializedList
 
 
 def _norm(name: str) -> str:
@@ -36,30 +47,45 @@ class CocoDataset(CustomDataset):
 
     # ----------------------------------------------------------------- loading
     def load_annotations(self, ann_file: str) -> List[Dict[str, Any]]:
+        name = type(self).__name__
         try:
-            with contextlib.redirect_stdout(io.StringIO()):  # pycocotools chatters
-                self.coco = COCO(ann_file)
-        except Exception as e:
-            raise ValueError(f'{type(self).__name__}: cannot read COCO annotation file '
-                             f'{ann_file!r}: {type(e).__name__}: {e}') from e
-        self.cat_ids = self._match_categories(ann_file)
+            gc.disable()  # millions of new containers: skip the useless collections
+            with open(ann_file, encoding='utf-8') as f:
+                data = json.load(f)
+        except (OSError, ValueError) as e:
+            raise ValueError(f'{name}: cannot read COCO annotation file {ann_file!r}: '
+                             f'{type(e).__name__}: {e}') from e
+        finally:
+            gc.enable()
+        if not isinstance(data, dict) or not isinstance(data.get('images'), list):
+            raise ValueError(f"{name}: {ann_file!r} is not a COCO annotation file (expected a "
+                             "JSON object with an 'images' list)")
+        self.cat_ids = self._match_categories(ann_file, data.get('categories') or [])
         self.cat2label = {cat_id: i for i, cat_id in enumerate(self.cat_ids)}
-        self.img_ids = list(self.coco.getImgIds())
-        img_infos = []
-        for img_id in self.img_ids:
-            info = dict(self.coco.imgs[img_id])
-            missing = [k for k in ('file_name', 'height', 'width') if k not in info]
+        img_infos, self.img_ids = [], []
+        for img in data['images']:
+            missing = [k for k in ('id', 'file_name', 'height', 'width') if k not in img]
             if missing:
-                raise KeyError(f'{ann_file!r}: image id {img_id} has no {missing} field(s)')
+                raise KeyError(f'{ann_file!r}: image {img.get("id", img)!r} has no {missing} '
+                               'field(s)')
+            info = dict(img)
             info['filename'] = info['file_name']
             img_infos.append(info)
+            self.img_ids.append(img['id'])
+        by_image: Dict[Any, List[dict]] = defaultdict(list)
+        for ann in data.get('annotations') or []:
+            by_image[ann.get('image_id')].append(ann)
+        # per image, its annotations in file order (pycocotools' getAnnIds order); serialized
+        # (and dropped) by _serialize once filtering is done
+        self._raw_anns: Optional[List[List[dict]]] = [by_image.get(i, []) for i in self.img_ids]
+        del data, by_image
         return img_infos
 
-    def _match_categories(self, ann_file: str) -> List[int]:
+    def _match_categories(self, ann_file: str, categories: Sequence[dict]) -> List[int]:
         """COCO category ids in the order of ``self.CLASSES`` (looked up by name)."""
         by_name: Dict[str, int] = {}
         by_norm: Dict[str, List[int]] = {}
-        for cat in self.coco.dataset.get('categories', []):
+        for cat in categories:
             if cat['name'] in by_name:
                 raise ValueError(f'{ann_file!r}: category name {cat["name"]!r} is used by ids '
                                  f'{by_name[cat["name"]]} and {cat["id"]}')
@@ -81,6 +107,15 @@ class CocoDataset(CustomDataset):
     def _select(self, inds: Sequence[int]) -> None:
         super()._select(inds)
         self.img_ids = [self.img_ids[i] for i in inds]
+        self._raw_anns = [self._raw_anns[i] for i in inds]
+
+    def _serialize(self) -> None:
+        """Parsed annotations → one record per image in a flat buffer; the raw file is dropped."""
+        raw, self._raw_anns = self._raw_anns, None
+        self._ann_records = SerializedList(
+            self._ann_record(anns) for anns in raw)
+        del raw
+        super()._serialize()  # also calls release_freed_memory()
 
     # ----------------------------------------------------------------- filtering
     def _usable(self, ann: Dict[str, Any]) -> bool:
@@ -94,10 +129,9 @@ class CocoDataset(CustomDataset):
 
     def _filter_imgs(self, min_size: int = 32) -> List[int]:
         """Drop images without usable annotations (if ``filter_empty_gt``) or too small."""
-        with_ann = {ann['image_id'] for ann in self.coco.anns.values() if self._usable(ann)}
         keep, no_ann, small = [], 0, 0
-        for i, info in enumerate(self.img_infos):
-            if self.filter_empty_gt and self.img_ids[i] not in with_ann:
+        for i, (info, anns) in enumerate(zip(self.img_infos, self._raw_anns)):
+            if self.filter_empty_gt and not any(self._usable(a) for a in anns):
                 no_ann += 1
             elif min(info['width'], info['height']) < min_size:
                 small += 1
@@ -108,14 +142,9 @@ class CocoDataset(CustomDataset):
         return keep
 
     # ----------------------------------------------------------------- annotations
-    def get_ann_info(self, idx: int) -> Dict[str, Any]:
-        img_id = self.img_infos[idx]['id']
-        anns = self.coco.loadAnns(self.coco.getAnnIds(imgIds=[img_id]))
-        return self._parse_ann_info(self.img_infos[idx], anns)
-
-    def _parse_ann_info(self, img_info: Dict[str, Any], anns: List[Dict[str, Any]]
-                        ) -> Dict[str, Any]:
-        """Boxes ``[x, y, x+w-1, y+h-1]``, 0-based labels, raw segmentations, crowd → ignore."""
+    def _ann_record(self, anns: List[Dict[str, Any]]) -> Dict[str, Any]:
+        """JSON record of one image: boxes ``[x, y, x+w-1, y+h-1]``, 0-based labels, raw
+        segmentations, crowd boxes as ``bboxes_ignore``."""
         bboxes, labels, masks, ignore = [], [], [], []
         for ann in anns:
             if ann.get('ignore', False) or ann.get('category_id') not in self.cat2label:
@@ -130,14 +159,38 @@ class CocoDataset(CustomDataset):
                 bboxes.append(box)
                 labels.append(self.cat2label[ann['category_id']])
                 masks.append(ann['segmentation'])
+        return dict(bboxes=bboxes, labels=labels, bboxes_ignore=ignore, masks=masks)
+
+    def get_ann_info(self, idx: int) -> Dict[str, Any]:
+        """``bboxes`` (K, 4) float32, ``labels`` (K,) int64, ``bboxes_ignore``, ``masks`` (raw
+        segmentations) and ``seg_map`` of image ``idx`` (decoded from its record)."""
+        rec = self._ann_records[idx]
         return dict(
-            bboxes=np.array(bboxes, dtype=np.float32).reshape(-1, 4),
-            labels=np.array(labels, dtype=np.int64),
-            bboxes_ignore=np.array(ignore, dtype=np.float32).reshape(-1, 4),
-            masks=masks,
-            seg_map=osp.splitext(img_info['filename'])[0] + '.png')
+            bboxes=np.array(rec['bboxes'], dtype=np.float32).reshape(-1, 4),
+            labels=np.array(rec['labels'], dtype=np.int64),
+            bboxes_ignore=np.array(rec['bboxes_ignore'], dtype=np.float32).reshape(-1, 4),
+            masks=rec['masks'],
+            seg_map=osp.splitext(self.img_infos[idx]['filename'])[0] + '.png')
 
     # ----------------------------------------------------------------- evaluation
+    @property
+    def coco(self) -> COCO:
+        """The pycocotools ground truth of ``ann_file``, built on first use (evaluation)."""
+        if getattr(self, '_coco', None) is None:
+            try:
+                with contextlib.redirect_stdout(io.StringIO()):  # pycocotools chatters
+                    self._coco = COCO(self.ann_file)
+            except Exception as e:
+                raise ValueError(f'{type(self).__name__}: cannot read COCO annotation file '
+                                 f'{self.ann_file!r}: {type(e).__name__}: {e}') from e
+        return self._coco
+
+    def release_coco(self) -> None:
+        """Drop the ground truth built by :attr:`coco` (data-loader workers forked later must
+        not inherit it)."""
+        self._coco = None
+        release_freed_memory()
+
     def format_results(self, results: Sequence[Any], jsonfile_prefix: Optional[str] = None
                        ) -> Tuple[Dict[str, str], Optional[tempfile.TemporaryDirectory]]:
         """Write ``<prefix>.segm.json`` / ``<prefix>.bbox.json``; return (files, tmp_dir or None)."""
@@ -150,18 +203,28 @@ class CocoDataset(CustomDataset):
 
     def evaluate(self, results: Sequence[Any], metric: Union[str, Sequence[str]] = 'segm',
                  classwise: bool = False, jsonfile_prefix: Optional[str] = None,
-                 logger: Any = None) -> Dict[str, Any]:
-        """COCO evaluation of ``InstanceResult`` s (one per image, in dataset order)."""
-        from ..evaluation.coco_eval import check_metrics, coco_evaluate
+                 logger: Any = None, backend: str = 'pycocotools') -> Dict[str, Any]:
+        """COCO evaluation of one result per image, in dataset order (``InstanceResult`` or
+        ``EncodedInstanceResult``). ``jsonfile_prefix`` also writes the COCO result files;
+        ``backend`` is ``'pycocotools'`` or ``'faster-coco-eval'`` (``evaluation.backend``
+        in a config, ``--eval-backend`` in tools/test_ins.py)."""
+        from ..evaluation.coco_eval import check_metrics, coco_evaluate, dump_json_atomic, results2json
         metrics = check_metrics(metric)
-        result_files, tmp_dir = self.format_results(results, jsonfile_prefix)
+        dets = dict(zip(('segm', 'bbox'), results2json(self, results)))
+        if jsonfile_prefix is not None:
+            for m in ('segm', 'bbox'):
+                dump_json_atomic(dets[m], f'{jsonfile_prefix}.{m}.json')
+        kept = getattr(self, '_coco', None) is not None
         try:
             out: Dict[str, Any] = {}
             for m in metrics:
-                out.update(coco_evaluate(self.coco, result_files[m], m, classwise=classwise,
+                out.update(coco_evaluate(self.ann_file if backend != 'pycocotools' else self.coco,
+                                         dets[m], m, classwise=classwise,
                                          class_names=self.CLASSES, logger=logger,
-                                         img_ids=self.img_ids, cat_ids=self.cat_ids))
+                                         img_ids=self.img_ids, cat_ids=self.cat_ids,
+                                         backend=backend))
+                dets[m] = None
             return out
         finally:
-            if tmp_dir is not None:
-                tmp_dir.cleanup()
+            if not kept:
+                self.release_coco()

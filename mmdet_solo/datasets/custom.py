@@ -7,10 +7,12 @@ pipeline calls (``prepare_train_img`` / ``prepare_test_img``).
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 import json
 import os
 import os.path as osp
-import pickle
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -18,6 +20,7 @@ from torch.utils.data import Dataset
 
 from ..registry import DATASETS
 from .pipelines import Compose
+from .serialize import SerializedList
 
 ClassesArg = Union[None, str, Sequence[str]]
 MAX_RETRIES = 100  # prepare_train_img retries before giving up on a dropping pipeline
@@ -51,17 +54,33 @@ def get_classes(classes: ClassesArg, default: Optional[Sequence[str]]) -> Tuple[
     return names
 
 
-def load_proposals(path: str) -> Any:
-    """Load a proposal file (``.pkl`` or ``.json``)."""
+def load_proposals(path: str) -> List[Any]:
+    """Load a proposal file: a ``.json`` list with one ``[[x1, y1, x2, y2(, score)], ...]``
+    per image. Pickle files are refused: unpickling runs code from the file."""
+    if not path.endswith('.json'):
+        raise ValueError(f'proposal_file {path!r}: expected a .json file (one list of boxes '
+                         'per image); pickle proposal files are not read, as unpickling can '
+                         'run arbitrary code (SOLO does not use proposals)')
     if not osp.isfile(path):
         raise FileNotFoundError(f'proposal_file not found: {path!r}')
-    if path.endswith(('.pkl', '.pickle')):
-        with open(path, 'rb') as f:
-            return pickle.load(f)
-    if path.endswith('.json'):
-        with open(path, encoding='utf-8') as f:
-            return json.load(f)
-    raise ValueError(f'proposal_file {path!r}: expected a .pkl or .json file')
+    with open(path, encoding='utf-8') as f:
+        proposals = json.load(f)
+    if not isinstance(proposals, list):
+        raise ValueError(f'proposal_file {path!r}: expected a JSON list (one entry per image), '
+                         f'got {type(proposals).__name__}')
+    return proposals
+
+
+def release_freed_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS (glibc ``malloc_trim``), so a
+    parsed annotation file leaves no resident memory behind (nor in forked workers)."""
+    gc.collect()
+    name = ctypes.util.find_library('c')
+    if name:
+        try:
+            ctypes.CDLL(name).malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc
+            pass
 
 
 def find_missing_files(prefix: Optional[str], names: Sequence[str]) -> List[str]:
@@ -97,7 +116,11 @@ class CustomDataset(Dataset):
         filter_empty_gt: in training, drop images without usable annotations.
         min_size: in training, drop images whose shorter side is below this.
         seg_prefix: folder of semantic segmentation maps (unused by SOLO).
-        proposal_file: a ``.pkl``/``.json`` list of per-image proposals (unused by SOLO).
+        proposal_file: a ``.json`` list of per-image proposals (unused by SOLO).
+
+    Per-image data (``img_infos``, annotations, proposals) is kept in
+    :class:`~mmdet_solo.datasets.serialize.SerializedList` s once the dataset is built, so
+    data-loader workers share it; ``img_infos[i]`` decodes one image's info dict.
     """
 
     CLASSES: Optional[Tuple[str, ...]] = None
@@ -137,6 +160,7 @@ class CustomDataset(Dataset):
                     f'filter_empty_gt={filter_empty_gt} and min_size={min_size}')
         self._check_image_files()
         self._set_group_flag()
+        self._serialize()
         self.pipeline = Compose(pipeline)
 
     # ----------------------------------------------------------------- subclass hooks
@@ -158,6 +182,13 @@ class CustomDataset(Dataset):
         self.img_infos = [self.img_infos[i] for i in inds]
         if self.proposals is not None:
             self.proposals = [self.proposals[i] for i in inds]
+
+    def _serialize(self) -> None:
+        """Move the per-image lists into flat buffers (subclasses serialize theirs first)."""
+        self.img_infos = SerializedList(self.img_infos)
+        if self.proposals is not None:
+            self.proposals = SerializedList(self.proposals)
+        release_freed_memory()
 
     # ----------------------------------------------------------------- helpers
     def _filter_summary(self) -> str:
@@ -205,14 +236,14 @@ class CustomDataset(Dataset):
     def prepare_train_img(self, idx: int) -> Optional[Dict[str, Any]]:
         results = dict(img_info=self.img_infos[idx], ann_info=self.get_ann_info(idx))
         if self.proposals is not None:
-            results['proposals'] = self.proposals[idx]
+            results['proposals'] = np.array(self.proposals[idx], dtype=np.float32)
         self.pre_pipeline(results)
         return self._run_pipeline(idx, results)
 
     def prepare_test_img(self, idx: int) -> Dict[str, Any]:
         results = dict(img_info=self.img_infos[idx])
         if self.proposals is not None:
-            results['proposals'] = self.proposals[idx]
+            results['proposals'] = np.array(self.proposals[idx], dtype=np.float32)
         self.pre_pipeline(results)
         return self._run_pipeline(idx, results)
 

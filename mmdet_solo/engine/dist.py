@@ -87,18 +87,6 @@ def all_gather_object(obj: Any) -> List[Any]:
     return out
 
 
-def collect_results(part: Sequence[Tuple[int, Any]], size: int) -> Optional[List[Any]]:
-    """Gather ``(dataset_index, result)`` pairs from all ranks onto rank 0.
-
-    Returns the results ordered by dataset index, each index once (samplers pad the last ranks
-    with repeated indices), on rank 0; ``None`` on the other ranks.
-    """
-    gathered = all_gather_object(list(part))
-    if not is_main_process():
-        return None
-    return merge_indexed_parts(gathered, size, 'collect_results')
-
-
 def merge_indexed_parts(parts: Sequence[Sequence[Tuple[int, Any]]], size: int,
                         caller: str = 'merge_indexed_parts') -> List[Any]:
     """Per-rank lists of ``(dataset_index, result)`` → results in dataset order, each index
@@ -115,4 +103,4 @@ def merge_indexed_parts(parts: Sequence[Sequence[Tuple[int, Any]]], size: int,
 
 
 __all__ = ['init_dist', 'get_dist_info', 'is_distributed', 'is_main_process', 'barrier',
-           'all_reduce_mean', 'all_gather_object', 'collect_results', 'merge_indexed_parts']
+           'all_reduce_mean', 'all_gather_object', 'merge_indexed_parts']

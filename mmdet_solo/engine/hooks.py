@@ -17,8 +17,8 @@ from torch.nn.utils import clip_grad_norm_
 
 from ..registry import HOOKS
 from ..utils.misc import preserved_rng_state
-from .dist import barrier, collect_results
-from .trainer import move_to_device, unwrap_model
+from .dist import barrier
+from .testing import run_test
 
 
 class Hook:
@@ -223,35 +223,10 @@ class CheckpointHook(Hook):
 
 
 # ------------------------------------------------------------------------------ evaluation
-def _batch_indices(data_loader) -> List[int]:
-    """The dataset indices of this rank's test loader, in iteration order (batch size 1)."""
-    if data_loader.batch_sampler is not None:
-        return [i for batch in data_loader.batch_sampler for i in batch]
-    return list(iter(data_loader.sampler))
-
-
-@torch.no_grad()
-def run_test(model: torch.nn.Module, data_loader, device: torch.device) -> list:
-    """``[(dataset_index, InstanceResult), ...]`` of this rank's share of the test loader."""
-    net = unwrap_model(model)
-    was_training = net.training
-    net.eval()
-    indices = _batch_indices(data_loader)
-    out = []
-    try:
-        for idx, data in zip(indices, data_loader):
-            results = net(return_loss=False, rescale=True, **move_to_device(data, device))
-            if len(results) != 1:
-                raise RuntimeError(f'evaluation expects batch size 1, got {len(results)} results')
-            out.append((idx, results[0]))
-    finally:
-        net.train(was_training)
-    return out
-
-
 @HOOKS.register_module()
 class EvalHook(Hook):
-    """Every ``interval`` epochs: ``simple_test`` over the val loader (each rank its share),
+    """Every ``interval`` epochs: the test loop (:func:`~mmdet_solo.engine.testing.run_test`,
+    results RLE-encoded as they leave the model) over the val loader, each rank its share;
     rank 0 gathers the results and calls ``dataset.evaluate(results, metric=...)``; the metrics
     go to ``trainer.eval_results`` for the logger hooks. RNG states are left untouched, so a run
     with validation trains exactly like one without."""
@@ -270,8 +245,7 @@ class EvalHook(Hook):
             return
         dataset = self.data_loader.dataset
         with preserved_rng_state():
-            part = run_test(trainer.model, self.data_loader, trainer.device)
-            results = collect_results(part, len(dataset))
+            results = run_test(trainer.model, self.data_loader, progress=False)
         if trainer.rank == 0:
             trainer.logger.info(f'Evaluating {len(results)} images (metric {self.metric})')
             metrics = dataset.evaluate(results, metric=self.metric, logger=trainer.logger,
@@ -429,5 +403,5 @@ class TensorboardLoggerHook(LoggerHook):
 LOGGER_HOOK_TYPES = ('TextLoggerHook', 'TensorboardLoggerHook')
 
 __all__ = ['Hook', 'LrUpdaterHook', 'OptimizerHook', 'IterTimerHook', 'CheckpointHook',
-           'EvalHook', 'LoggerHook', 'TextLoggerHook', 'TensorboardLoggerHook', 'run_test',
+           'EvalHook', 'LoggerHook', 'TextLoggerHook', 'TensorboardLoggerHook',
            'LOGGER_HOOK_TYPES']

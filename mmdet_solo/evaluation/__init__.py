@@ -1,8 +1,8 @@
 """COCO evaluation of ``InstanceResult`` lists."""
 from .coco_eval import (ALLOWED_METRICS, check_metrics, coco_evaluate, dump_results_json,
-                        encode_masks, format_table, print_log, results2json)
+                        format_table, print_log, results2json)
 from .results_io import dump_json_atomic, load_json
 
 __all__ = ['ALLOWED_METRICS', 'check_metrics', 'coco_evaluate', 'dump_results_json',
-           'encode_masks', 'format_table', 'print_log', 'results2json', 'dump_json_atomic',
+           'format_table', 'print_log', 'results2json', 'dump_json_atomic',
            'load_json']

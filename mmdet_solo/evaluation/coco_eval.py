@@ -1,4 +1,4 @@
-"""COCO evaluation of ``InstanceResult`` lists with pycocotools.
+"""COCO evaluation of ``InstanceResult`` lists with pycocotools (or faster-coco-eval).
 
 - :func:`results2json`: per-instance COCO result dicts (RLE masks, ``[x, y, w, h]`` boxes
   of the masks, ``category_id = dataset.cat_ids[label]``).
@@ -22,6 +22,8 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from tqdm import tqdm
 
+from ..structures import EncodedInstanceResult, encode_rles
+from .backends import DEFAULT_EVAL_BACKEND, coco_api
 from .results_io import dump_json_atomic, load_json
 
 ALLOWED_METRICS = ('segm', 'bbox')
@@ -52,27 +54,15 @@ def check_metrics(metric: Union[str, Sequence[str]]) -> List[str]:
     return metrics
 
 
-def encode_masks(masks: np.ndarray) -> List[Dict[str, Any]]:
-    """(N, H, W) masks → N compressed RLEs with ``counts`` as str (JSON-ready)."""
-    if len(masks) == 0:
-        return []
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore', DeprecationWarning)
-        rles = mask_utils.encode(np.asfortranarray(np.asarray(masks, dtype=np.uint8).transpose(1, 2, 0)))
-    for rle in rles:
-        if isinstance(rle['counts'], bytes):
-            rle['counts'] = rle['counts'].decode('ascii')
-    return rles
-
-
 def _check_result(i: int, res: Any, info: Dict[str, Any], num_classes: int) -> None:
     for attr in ('masks', 'labels', 'scores'):
         if not hasattr(res, attr):
             raise TypeError(f'results[{i}] must be an InstanceResult (masks, labels, scores), '
                             f'got {type(res).__name__}')
     hw = (int(info['height']), int(info['width']))
-    if tuple(res.masks.shape[1:]) != hw:
-        raise ValueError(f'results[{i}] masks have size {tuple(res.masks.shape[1:])}, image '
+    size = tuple(res.image_size) if hasattr(res, 'image_size') else tuple(res.masks.shape[1:])
+    if size != hw:
+        raise ValueError(f'results[{i}] masks have size {size}, image '
                          f"{info.get('filename')!r} is {hw}: masks must be at the original size")
     labels = np.asarray(res.labels)
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
@@ -94,7 +84,8 @@ def results2json(dataset: Any, results: Sequence[Any]) -> Tuple[List[dict], List
         _check_result(i, res, info, len(cat_ids))
         if len(res.labels) == 0:
             continue
-        rles = encode_masks(res.masks)
+        # an EncodedInstanceResult's RLEs are used as they are (shared, not copied)
+        rles = res.rles if isinstance(res, EncodedInstanceResult) else encode_rles(res.masks)
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', DeprecationWarning)
             boxes = mask_utils.toBbox(rles).tolist()
@@ -154,20 +145,29 @@ def _classwise(coco_eval: COCOeval, names: Dict[int, str]) -> Tuple[List[Tuple[s
 def coco_evaluate(coco_gt: Union[COCO, str], results_json: Union[str, List[dict]], metric: str,
                   classwise: bool = False, class_names: Optional[Sequence[str]] = None,
                   logger: Any = None, img_ids: Optional[Sequence[int]] = None,
-                  cat_ids: Optional[Sequence[int]] = None) -> Dict[str, Any]:
+                  cat_ids: Optional[Sequence[int]] = None,
+                  backend: str = DEFAULT_EVAL_BACKEND) -> Dict[str, Any]:
     """Run ``COCOeval`` (iouType ``metric``) on ``results_json`` (a path or a list of dicts).
 
     ``img_ids`` / ``cat_ids`` restrict the evaluation (default: all of ``coco_gt``);
     ``class_names[i]`` names ``cat_ids[i]`` in the per-class table (default: COCO names).
     Empty results are evaluated as no detections (AP 0 where there is ground truth).
+    ``backend``: ``'pycocotools'`` or ``'faster-coco-eval'`` (see :mod:`.backends`); a
+    ground truth given as an object must be that backend's ``COCO``.
     """
     if not isinstance(metric, str):
         raise TypeError(f'coco_evaluate: metric must be one string {list(ALLOWED_METRICS)}, '
                         f'got {metric!r}')
     check_metrics(metric)
+    api = coco_api(backend)
     if isinstance(coco_gt, str):
         with contextlib.redirect_stdout(io.StringIO()):
-            coco_gt = COCO(coco_gt)
+            coco_gt = api.COCO(coco_gt)
+    elif not isinstance(coco_gt, api.COCO):
+        raise TypeError(f'coco_evaluate: backend {backend!r} needs its own COCO ground truth '
+                        f'({api.COCO.__module__}.{api.COCO.__name__}), got '
+                        f'{type(coco_gt).__module__}.{type(coco_gt).__name__}; pass the '
+                        'annotation file path instead')
     dets = load_json(results_json) if isinstance(results_json, str) else list(results_json)
     if not isinstance(dets, list):
         raise TypeError(f'coco_evaluate: results must be a list of dicts, got {type(dets).__name__}')
@@ -180,9 +180,11 @@ def coco_evaluate(coco_gt: Union[COCO, str], results_json: Union[str, List[dict]
         warnings.simplefilter('ignore', DeprecationWarning)
         if dets:
             coco_dt = coco_gt.loadRes([dict(d) for d in dets])
-        else:
+        elif api.name == 'pycocotools':
             coco_dt = _empty_results(coco_gt)
-        coco_eval = COCOeval(coco_gt, coco_dt, metric)
+        else:
+            coco_dt = coco_gt.loadRes([])
+        coco_eval = api.COCOeval(coco_gt, coco_dt, metric)
         coco_eval.params.imgIds = list(img_ids) if img_ids is not None else coco_gt.getImgIds()
         if cat_ids is not None:
             coco_eval.params.catIds = list(cat_ids)

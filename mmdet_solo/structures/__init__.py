@@ -1,3 +1,3 @@
-from .results import InstanceResult, masks_to_boxes
+from .results import EncodedInstanceResult, InstanceResult, encode_rles, masks_to_boxes
 
-__all__ = ['InstanceResult', 'masks_to_boxes']
+__all__ = ['InstanceResult', 'EncodedInstanceResult', 'encode_rles', 'masks_to_boxes']

@@ -9,7 +9,7 @@ from typing import Any, List, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
-from ..structures.results import InstanceResult
+from ..structures.results import EncodedInstanceResult, InstanceResult
 
 Color = Tuple[int, int, int]
 
@@ -47,6 +47,8 @@ def _as_result(result: Any, hw: Tuple[int, int]) -> InstanceResult:
         return InstanceResult.empty(*hw)
     if isinstance(result, InstanceResult):
         return result
+    if isinstance(result, EncodedInstanceResult):  # decode once, not per instance
+        return result.to_instance_result()
     if isinstance(result, (tuple, list)) and len(result) == 3:  # (masks, labels, scores)
         masks, labels, scores = result
         return InstanceResult(_np(masks), _np(labels), _np(scores))

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from mmdet_solo.engine import (CheckpointHook, EpochBasedTrainer, IterTimerHook, LrUpdaterHook,
                                NonFiniteLossError, OptimizerHook, TextLoggerHook, build_optimizer,
-                               collect_results)
+                               gather_results)
 from mmdet_solo.utils.misc import set_random_seed
 
 
@@ -311,9 +311,9 @@ def test_build_optimizer_by_name_and_errors():
 
 
 def test_collect_results_orders_and_dedups():
-    assert collect_results([(2, 'c'), (0, 'a'), (1, 'b'), (0, 'a')], 3) == ['a', 'b', 'c']
+    assert gather_results([(2, 'c'), (0, 'a'), (1, 'b'), (0, 'a')], 3) == ['a', 'b', 'c']
     with pytest.raises(RuntimeError, match='no result'):
-        collect_results([(0, 'a')], 2)
+        gather_results([(0, 'a')], 2)
 
 
 def test_tensorboard_hook_optional(tmp_path, caplog):

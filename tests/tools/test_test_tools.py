@@ -285,7 +285,7 @@ class Model(nn.Module):
     def __init__(self):
         super().__init__()
         self.w = nn.Parameter(torch.zeros(1))
-    def forward(self, img, img_metas, return_loss=False, rescale=True):
+    def forward(self, img, img_metas, return_loss=False, rescale=True, **kwargs):
         out = []
         for x in img:
             i = int(x[0, 0, 0])
@@ -298,7 +298,7 @@ rank, _ = get_dist_info()
 loader = build_dataloader(Toy(), imgs_per_gpu=2, workers_per_gpu=0, dist=True, shuffle=False)
 res = {}
 for mode, tmpdir in (('memory', None), ('tmpdir', sys.argv[2])):
-    r = multi_gpu_test(Model(), loader, tmpdir=tmpdir, encode_masks=(mode == 'tmpdir'),
+    r = multi_gpu_test(Model(), loader, tmpdir=tmpdir,
                        progress=False)
     assert (r is None) == (rank != 0), (rank, r)
     if rank == 0:

@@ -62,11 +62,13 @@ class SingleStageInsDetector(nn.Module):
         return self.bbox_head.loss(*outs, gt_bboxes, gt_labels, gt_masks, img_metas, self.train_cfg)
 
     @torch.no_grad()
-    def simple_test(self, img: torch.Tensor, img_metas: List[dict],
-                    rescale: bool = True) -> List[InstanceResult]:
-        """One ``InstanceResult`` per image, masks at ``ori_shape`` when ``rescale``."""
+    def simple_test(self, img: torch.Tensor, img_metas: List[dict], rescale: bool = True,
+                    encode_masks: bool = False) -> List[InstanceResult]:
+        """One ``InstanceResult`` per image, masks at ``ori_shape`` when ``rescale``; with
+        ``encode_masks`` an ``EncodedInstanceResult`` (RLE masks, encoded while pasting)."""
         outs = self._head_outputs(img)
-        return self.bbox_head.get_seg(*outs, img_metas, self.test_cfg, rescale=rescale)
+        return self.bbox_head.get_seg(*outs, img_metas, self.test_cfg, rescale=rescale,
+                                      encode_masks=encode_masks)
 
     def forward(self, img, img_metas, return_loss: bool = True, **kwargs):
         if return_loss:

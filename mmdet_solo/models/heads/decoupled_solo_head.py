@@ -146,7 +146,8 @@ class DecoupledSOLOHead(SOLOHead):
                 cate_preds: Sequence[torch.Tensor],
                 img_metas: Sequence[dict],
                 cfg,
-                rescale: bool = True) -> List[InstanceResult]:
+                rescale: bool = True,
+                encode_masks: bool = False) -> List[InstanceResult]:
         """Detections of every image (the original ``get_seg`` with ``eval=True`` outputs)."""
         out_size = tuple(ins_preds_x[0].shape[-2:])
         all_scores = self._cate_scores([p.detach() for p in cate_preds])
@@ -160,5 +161,5 @@ class DecoupledSOLOHead(SOLOHead):
             masks = self._candidate_masks_xy(preds_x, preds_y, img_id, uniq, out_size)
             results.append(segm_postprocess(masks, labels, scores, strides[cells],
                                             meta['img_shape'], meta['ori_shape'], cfg, rescale,
-                                            mask_inds=inverse))
+                                            mask_inds=inverse, encode=encode_masks))
         return results

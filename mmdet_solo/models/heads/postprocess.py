@@ -1,13 +1,19 @@
 """Post-processing shared by the SOLO heads (the original ``get_seg_single``, minus mask building)."""
 from __future__ import annotations
 
-from typing import Mapping, Optional, Sequence, Tuple
+from typing import Mapping, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ...ops import matrix_nms
-from ...structures import InstanceResult
+from ...structures import EncodedInstanceResult, InstanceResult, encode_rles, masks_to_boxes
+
+Result = Union[InstanceResult, EncodedInstanceResult]
+# float pixels resized at once when pasting masks (128 MB of float32): bounds the memory of
+# post-processing for any image size; a 640x480 image pastes ~100 masks in one call
+PASTE_CHUNK_ELEMS = 2 ** 25
 
 
 def cfg_get(cfg, key: str, default=None):
@@ -30,8 +36,8 @@ def select_candidates(cate_scores: torch.Tensor, score_thr: float
 
 def segm_postprocess(seg_preds: torch.Tensor, cate_labels: torch.Tensor, cate_scores: torch.Tensor,
                      strides: torch.Tensor, img_shape: Sequence[int], ori_shape: Sequence[int],
-                     cfg, rescale: bool = True,
-                     mask_inds: Optional[torch.Tensor] = None) -> InstanceResult:
+                     cfg, rescale: bool = True, mask_inds: Optional[torch.Tensor] = None,
+                     encode: bool = False) -> Result:
     """From candidate soft masks to final instances, exactly as the original.
 
     Args:
@@ -43,12 +49,13 @@ def segm_postprocess(seg_preds: torch.Tensor, cate_labels: torch.Tensor, cate_sc
         rescale: resize masks to ``ori_shape`` (else return them at ``img_shape``).
         mask_inds: (K,) row of ``seg_preds`` of each candidate (default: row k). Candidates of
             the same cell share one mask, so a head passes each cell's mask once.
+        encode: return an ``EncodedInstanceResult`` (RLE masks, see :func:`paste_masks`).
     """
     h, w = int(img_shape[0]), int(img_shape[1])
     out_h, out_w = (int(ori_shape[0]), int(ori_shape[1])) if rescale else (h, w)
     mask_thr = cfg_get(cfg, 'mask_thr', 0.5)
     if len(cate_scores) == 0:
-        return InstanceResult.empty(out_h, out_w)
+        return _empty(out_h, out_w, encode)
     if mask_inds is None:
         mask_inds = torch.arange(len(cate_scores), device=seg_preds.device)
 
@@ -59,7 +66,7 @@ def segm_postprocess(seg_preds: torch.Tensor, cate_labels: torch.Tensor, cate_sc
     # drop candidates whose mask is not larger than their level's stride
     keep = (areas[mask_inds] > strides).nonzero().flatten()
     if len(keep) == 0:
-        return InstanceResult.empty(out_h, out_w)
+        return _empty(out_h, out_w, encode)
     mask_inds, cate_labels = mask_inds[keep], cate_labels[keep]
     # maskness: mean soft value over the binary mask
     cate_scores = cate_scores[keep] * (soft_sums[mask_inds] / areas[mask_inds])
@@ -75,7 +82,7 @@ def segm_postprocess(seg_preds: torch.Tensor, cate_labels: torch.Tensor, cate_sc
                              sigma=cfg_get(cfg, 'sigma', 2.0), sum_masks=areas[mask_inds])
     keep = (cate_scores >= cfg_get(cfg, 'update_thr', 0.05)).nonzero().flatten()
     if len(keep) == 0:
-        return InstanceResult.empty(out_h, out_w)
+        return _empty(out_h, out_w, encode)
     cate_scores = cate_scores[keep]
     order = torch.argsort(cate_scores, descending=True)
     max_per_img = cfg_get(cfg, 'max_per_img', 100)
@@ -85,9 +92,53 @@ def segm_postprocess(seg_preds: torch.Tensor, cate_labels: torch.Tensor, cate_sc
     cate_scores, cate_labels = cate_scores[order], cate_labels[sel]
     soft = seg_preds[mask_inds[sel]]
 
+    return paste_masks(soft, (h, w), (out_h, out_w), mask_thr, cate_labels.cpu().numpy(),
+                       cate_scores.cpu().numpy(), rescale=rescale, encode=encode)
+
+
+def _chunk_size(num: int, elems_per_mask: int) -> int:
+    return max(1, min(num, PASTE_CHUNK_ELEMS // max(elems_per_mask, 1)))
+
+
+def paste_masks(soft: torch.Tensor, img_hw: Tuple[int, int], out_hw: Tuple[int, int],
+                mask_thr: float, labels, scores, rescale: bool = True,
+                encode: bool = False) -> Result:
+    """Soft masks at 1/4 of the padded input → binary masks at ``out_hw``, as the original:
+    bilinear ×4 to the padded input size, crop to the resized image ``img_hw``, bilinear to
+    the original size ``out_hw`` (if ``rescale``, else masks stay at ``img_hw``), threshold at
+    ``mask_thr``.
+
+    Masks are pasted a few at a time (at most :data:`PASTE_CHUNK_ELEMS` float pixels in
+    flight), so the float intermediates stay bounded whatever the image size: bilinear
+    resizing treats every mask separately, so the result is the one of a single call. The
+    bool masks are written into one preallocated array, or with ``encode=True`` turned into
+    RLEs chunk by chunk (an ``EncodedInstanceResult``; no (N, H, W) array exists at all).
+    """
+    h, w = img_hw
+    out_h, out_w = out_hw if rescale else img_hw
     pad_h, pad_w = soft.shape[-2] * 4, soft.shape[-1] * 4
-    masks = F.interpolate(soft[None], size=(pad_h, pad_w), mode='bilinear')[:, :, :h, :w]
-    if rescale:
-        masks = F.interpolate(masks, size=(out_h, out_w), mode='bilinear')
-    masks = masks[0] > mask_thr
-    return InstanceResult(masks.cpu().numpy(), cate_labels.cpu().numpy(), cate_scores.cpu().numpy())
+    n = len(soft)
+    step = _chunk_size(n, pad_h * pad_w + (out_h * out_w if rescale else 0))
+    masks = None if encode else np.zeros((n, out_h, out_w), dtype=bool)
+    rles, boxes = [], []
+    for start in range(0, n, step):
+        chunk = F.interpolate(soft[None, start:start + step], size=(pad_h, pad_w),
+                              mode='bilinear')[:, :, :h, :w]
+        if rescale:
+            chunk = F.interpolate(chunk, size=(out_h, out_w), mode='bilinear')
+        binary = (chunk[0] > mask_thr).cpu()
+        del chunk
+        if encode:
+            rles += encode_rles(binary)
+            boxes.append(masks_to_boxes(binary))
+        else:
+            torch.from_numpy(masks)[start:start + len(binary)] = binary
+    if encode:
+        bboxes = np.concatenate(boxes) if boxes else np.zeros((0, 4), np.float32)
+        return EncodedInstanceResult(rles, labels, scores, bboxes, out_h, out_w)
+    return InstanceResult(masks, labels, scores)
+
+
+def _empty(height: int, width: int, encode: bool) -> Result:
+    empty = InstanceResult.empty(height, width)
+    return EncodedInstanceResult.from_result(empty) if encode else empty

@@ -321,7 +321,8 @@ class SOLOHead(nn.Module):
                 cate_preds: Sequence[torch.Tensor],
                 img_metas: Sequence[dict],
                 cfg,
-                rescale: bool = True) -> List[InstanceResult]:
+                rescale: bool = True,
+                encode_masks: bool = False) -> List[InstanceResult]:
         """Detections of every image (the original ``get_seg`` with ``eval=True`` outputs)."""
         out_size = tuple(ins_preds[0].shape[-2:])
         all_scores = self._cate_scores([p.detach() for p in cate_preds])
@@ -333,6 +334,6 @@ class SOLOHead(nn.Module):
             masks = self._candidate_masks([p.detach() for p in ins_preds], img_id, uniq, out_size)
             results.append(segm_postprocess(masks, labels, scores, strides[cells],
                                             meta['img_shape'], meta['ori_shape'], cfg, rescale,
-                                            mask_inds=inverse))
+                                            mask_inds=inverse, encode=encode_masks))
         return results
 

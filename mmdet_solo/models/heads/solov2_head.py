@@ -146,9 +146,10 @@ class SOLOv2Head(nn.Module):
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
     def get_seg(self, cate_preds: List[torch.Tensor], kernel_preds: List[torch.Tensor],
-                mask_feats: torch.Tensor, img_metas: list, cfg, rescale: bool = True
-                ) -> List[InstanceResult]:
-        """One ``InstanceResult`` per image from the raw head outputs."""
+                mask_feats: torch.Tensor, img_metas: list, cfg, rescale: bool = True,
+                encode_masks: bool = False) -> List[InstanceResult]:
+        """One ``InstanceResult`` per image from the raw head outputs (an
+        ``EncodedInstanceResult`` with RLE masks if ``encode_masks``)."""
         cate_scores = flatten_cate_preds([points_nms(p.sigmoid()) for p in cate_preds])
         kernels = flatten_cate_preds(kernel_preds)                      # (B, cells, E)
         strides = level_strides_per_cell(self.seg_num_grids, self.strides, mask_feats.device)
@@ -162,7 +163,7 @@ class SOLOv2Head(nn.Module):
             seg_preds = (kernels[i][uniq] @ mask_feats[i].flatten(1)).view(-1, h, w).sigmoid()
             results.append(segm_postprocess(seg_preds, labels, scores, strides[cells],
                                             meta['img_shape'], meta['ori_shape'], cfg, rescale,
-                                            mask_inds=inverse))
+                                            mask_inds=inverse, encode=encode_masks))
         return results
 
 
