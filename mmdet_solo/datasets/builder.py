@@ -18,6 +18,7 @@ samplers use seed 0 (the same order on every rank) and no RNG is seeded.
 from __future__ import annotations
 
 import copy
+import gc
 import random
 import warnings
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
@@ -157,7 +158,16 @@ class EpochDataLoader(DataLoader):
             self.worker_seeder.epoch = int(epoch)
             if self.num_workers == 0:
                 self.worker_seeder.seed_all(0, with_torch=False)
-        return super().__iter__()
+        if self.num_workers == 0:
+            return super().__iter__()
+        # Workers are forked here. Freezing the collector first keeps the objects the workers
+        # inherit out of their collections, which would otherwise write to every inherited
+        # container and turn the shared copy-on-write pages private (Python docs, gc.freeze).
+        gc.freeze()
+        try:
+            return super().__iter__()
+        finally:
+            gc.unfreeze()
 
 
 def build_dataloader(dataset: Dataset, imgs_per_gpu: int, workers_per_gpu: int,

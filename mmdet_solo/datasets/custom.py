@@ -13,6 +13,7 @@ import gc
 import json
 import os
 import os.path as osp
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -143,25 +144,35 @@ class CustomDataset(Dataset):
         self.min_size = min_size
         self.CLASSES = get_classes(classes, type(self).CLASSES)
 
-        self.img_infos: List[Dict[str, Any]] = self.load_annotations(ann_file)
+        # Parsed in a helper thread: glibc gives a thread its own malloc arena, so the garbage of
+        # the parse (GBs for COCO train) is not left as a fragmented free heap in the main
+        # arena, where every forked data-loader worker's allocations would spread over it and
+        # make its memory grow all epoch (measured: BENCHMARKS.md "Scale").
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix='dataset-build') as pool:
+            pool.submit(self._build).result()
+        self.pipeline = Compose(pipeline)
+
+    def _build(self) -> None:
+        """Read, filter and serialize the annotations (see ``__init__``)."""
+        name = type(self).__name__
+        self.img_infos: List[Dict[str, Any]] = self.load_annotations(self.ann_file)
+        proposal_file = self.proposal_file
         self.proposals = load_proposals(proposal_file) if proposal_file is not None else None
         if self.proposals is not None and len(self.proposals) != len(self.img_infos):
             raise ValueError(f'{name}: proposal_file {proposal_file!r} has {len(self.proposals)} '
                              f'entries, the annotation file {len(self.img_infos)} images')
         self.filter_stats: Dict[str, int] = {}
-        if not test_mode:
+        if not self.test_mode:
             total = len(self.img_infos)
-            valid_inds = self._filter_imgs(min_size)
-            self._select(valid_inds)
+            self._select(self._filter_imgs(self.min_size))
             if not self.img_infos:
                 raise ValueError(
-                    f'{name}: no training images left in {ann_file!r} after filtering '
+                    f'{name}: no training images left in {self.ann_file!r} after filtering '
                     f'{total} images ({self._filter_summary()}); check the classes, '
-                    f'filter_empty_gt={filter_empty_gt} and min_size={min_size}')
+                    f'filter_empty_gt={self.filter_empty_gt} and min_size={self.min_size}')
         self._check_image_files()
         self._set_group_flag()
         self._serialize()
-        self.pipeline = Compose(pipeline)
 
     # ----------------------------------------------------------------- subclass hooks
     def load_annotations(self, ann_file: str) -> List[Dict[str, Any]]:

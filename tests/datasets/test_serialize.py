@@ -13,9 +13,10 @@ from coco_fixtures import tiny_coco, write_tiny_coco  # noqa: F401
 from mmdet_solo.datasets import CocoDataset, SerializedList, build_dataset
 
 
-def test_round_trip_and_indexing():
+@pytest.mark.parametrize('compress', [False, True])
+def test_round_trip_and_indexing(compress):
     records = [dict(a=1, b=[0.1, 1e-30, 2.5], c='é', d=None), [1, 2], 'x', 3.0000000000000004]
-    lst = SerializedList(records)
+    lst = SerializedList(records, compress=compress)
     assert len(lst) == 4
     assert list(lst) == records
     assert lst[-1] == records[-1] and lst[1:3] == records[1:3]
