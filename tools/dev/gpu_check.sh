@@ -349,46 +349,25 @@ except Exception:
     model = ("dict(pretrained=None, backbone=dict(frozen_stages=-1, norm_eval=False),\n"
              "             bbox_head=dict(num_classes=len(classes)))")
     note = 'random weights, BatchNorm trained (no cached torchvision://resnet50)'
+# the shapes config's datasets and pipelines, on this run's data, at the input size SCALE
+data = shapes.to_dict()['data']
+for split in ('train', 'val', 'test'):
+    for key in ('ann_file', 'img_prefix'):
+        data[split][key] = data[split][key].replace(shapes.data_root, os.path.join(run, 'shapes') + '/')
+    steps = list(data[split]['pipeline'])
+    while steps:
+        step = steps.pop()
+        if 'img_scale' in step:
+            step['img_scale'] = (w, h)
+        steps += step.get('transforms', [])
+data.update(_delete_=True, imgs_per_gpu=batch, workers_per_gpu=workers)
 text = f'''# Written by tools/dev/gpu_check.sh: the SOLOv2 R50 model of
 # configs/solov2/solov2_r50_fpn_8gpu_1x.py on the synthetic shapes data ({note}),
 # fp16 (float16 autocast + dynamic GradScaler on CUDA), one epoch.
 _base_ = {os.path.join(root, 'configs/solov2/solov2_r50_fpn_8gpu_1x.py')!r}
 classes = {classes!r}
 model = {model}
-data_root = {os.path.join(run, 'shapes') + '/'!r}
-img_norm_cfg = {dict(shapes.img_norm_cfg)!r}
-img_scale = {(w, h)!r}
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='Resize', img_scale=img_scale, keep_ratio=True),
-    dict(type='RandomFlip', flip_ratio=0.5),
-    dict(type='Normalize', **img_norm_cfg),
-    dict(type='Pad', size_divisor=32),
-    dict(type='DefaultFormatBundle'),
-    dict(type='Collect', keys=['img', 'gt_bboxes', 'gt_labels', 'gt_masks']),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='MultiScaleFlipAug', img_scale=img_scale, flip=False, transforms=[
-        dict(type='Resize', keep_ratio=True),
-        dict(type='RandomFlip'),
-        dict(type='Normalize', **img_norm_cfg),
-        dict(type='Pad', size_divisor=32),
-        dict(type='ImageToTensor', keys=['img']),
-        dict(type='Collect', keys=['img']),
-    ]),
-]
-data = dict(
-    _delete_=True,
-    imgs_per_gpu={batch},
-    workers_per_gpu={workers},
-    train=dict(type='CocoDataset', classes=classes, ann_file=data_root + 'annotations/instances_train.json',
-               img_prefix=data_root + 'train/', pipeline=train_pipeline),
-    val=dict(type='CocoDataset', classes=classes, ann_file=data_root + 'annotations/instances_val.json',
-             img_prefix=data_root + 'val/', pipeline=test_pipeline),
-    test=dict(type='CocoDataset', classes=classes, ann_file=data_root + 'annotations/instances_val.json',
-              img_prefix=data_root + 'val/', pipeline=test_pipeline))
+data = {data!r}
 optimizer = dict(lr={0.01 * batch / 16!r})  # the release's 0.01 for 16 images per batch
 total_epochs = 1
 fp16 = dict(loss_scale='dynamic')
