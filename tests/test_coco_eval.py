@@ -165,3 +165,33 @@ def test_input_errors(tiny_coco):
         results2json(ds, bad)
     with pytest.raises(KeyError, match='allowed'):
         coco_evaluate(ds.coco, [], 'keypoints')
+
+
+def test_encoded_results_evaluate_like_dense_ones_without_decoding(tiny_coco, monkeypatch):
+    """RLE results (the test loop's) give the dense results' metrics; their masks are never
+    decoded, and the ground truth built for evaluation is released afterwards."""
+    from mmdet_solo.structures import EncodedInstanceResult
+    ds = _dataset(tiny_coco)
+    dense = _noisy(ds)
+    expect = ds.evaluate(dense, metric=['segm', 'bbox'], logger='silent')
+    encoded = [EncodedInstanceResult.from_result(r) for r in dense]
+
+    def no_decoding(self):
+        raise AssertionError('masks decoded during evaluation')
+
+    monkeypatch.setattr(EncodedInstanceResult, 'masks', property(no_decoding))
+    got = ds.evaluate(encoded, metric=['segm', 'bbox'], logger='silent')
+    assert got == expect
+    assert ds._coco is None
+
+
+def test_evaluation_backends_agree(tiny_coco):
+    pytest.importorskip('faster_coco_eval')
+    ds = _dataset(tiny_coco)
+    res = _noisy(ds, seed=1)
+    a = ds.evaluate(res, metric='segm', logger='silent')
+    b = ds.evaluate(res, metric='segm', logger='silent', backend='faster-coco-eval')
+    assert a.keys() == b.keys()
+    for k in a:
+        if not k.endswith('copypaste'):
+            assert a[k] == pytest.approx(b[k], abs=1e-4), k

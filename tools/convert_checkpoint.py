@@ -60,6 +60,11 @@ def _atomic_write(dst: str, write) -> None:
 
 def convert(args: argparse.Namespace) -> ConversionReport:
     """Do the conversion; raises on any error, writes ``args.dst`` only on success."""
+    if os.path.exists(args.dst) and os.path.exists(args.src) and \
+            os.path.samefile(args.src, args.dst):
+        raise ConversionError(f"the output '{args.dst}' is the input checkpoint '{args.src}' "
+                              '(same file); converting in place would replace it (and drop its '
+                              'optimizer state): give another output path')
     raw, meta = read_raw(args.src)
     state_dict, unmatched, fmt = to_solo(raw, args.src_format)
     if fmt == 'unknown':

@@ -119,12 +119,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import torch
 
     from mmdet_solo.apis import inference_detector, init_detector, show_result_ins
+    from mmdet_solo.utils.misc import refuse_overwriting_inputs
     device = args.device or ('cuda:0' if torch.cuda.is_available() else 'cpu')
     model = init_detector(args.config, args.checkpoint, device=device,
                           cfg_options=args.cfg_options)
     classes = model.CLASSES
-    os.makedirs(args.output, exist_ok=True)
     names = output_names(files)
+    outputs = [osp.join(args.output, n) for n in names]
+    if args.json:
+        outputs += [osp.join(args.output, osp.splitext(n)[0] + '.json') for n in names]
+    try:
+        refuse_overwriting_inputs(outputs, files, '--output')
+    except ValueError as e:
+        parser.error(str(e))
+    os.makedirs(args.output, exist_ok=True)
     t_all = time.time()
     for k, (path, name) in enumerate(zip(files, names)):
         t0 = time.time()

@@ -172,7 +172,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     check_args(parser, args)
 
-    from mmdet_solo.apis.test import multi_gpu_test, prepare_test, single_gpu_test
+    from mmdet_solo.apis.test import (check_draw_dir, multi_gpu_test, prepare_test,
+                                      single_gpu_test)
     from mmdet_solo.datasets import build_test_dataloader
     from mmdet_solo.engine.dist import barrier, get_dist_info
 
@@ -182,6 +183,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if getattr(args, flag.strip('-').replace('-', '_')) and not hasattr(dataset, method):
             parser.error(f'{flag}: the test dataset ({type(dataset).__name__}) has no '
                          f'{method}(); use a CocoDataset')
+    if args.show_dir:
+        try:
+            check_draw_dir(dataset, args.show_dir, '--show-dir')
+        except ValueError as e:
+            parser.error(str(e))
     rank, _ = get_dist_info()
     if rank == 0:
         warn_existing(args)

@@ -39,11 +39,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if osp.isfile(args.save_dir):
         parser.error(f'--save_dir {args.save_dir!r} is a file, not a folder')
 
-    from mmdet_solo.apis.test import prepare_test, single_gpu_test
+    from mmdet_solo.apis.test import check_draw_dir, prepare_test, single_gpu_test
     from mmdet_solo.datasets import build_test_dataloader
 
     cfg, model, dataset, _ = prepare_test(args.config, args.checkpoint, args.cfg_options,
                                           'none', args.device)
+    try:
+        check_draw_dir(dataset, args.save_dir, '--save_dir')
+    except ValueError as e:
+        parser.error(str(e))
     if osp.isdir(args.save_dir) and os.listdir(args.save_dir):
         print(f'warning: --save_dir {args.save_dir} is not empty; drawn images replace files of '
               'the same name', file=sys.stderr)

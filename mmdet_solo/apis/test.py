@@ -20,7 +20,7 @@ from ..structures.results import EncodedInstanceResult
 from ..utils.visualization import show_result_ins
 
 __all__ = ['EncodedInstanceResult', 'single_gpu_test', 'multi_gpu_test', 'result_to_dict',
-           'check_classes', 'prepare_test']
+           'check_classes', 'check_draw_dir', 'prepare_test']
 
 
 def result_to_dict(result: Any) -> Dict[str, Any]:
@@ -95,6 +95,19 @@ def _drawer(model: nn.Module, dataset: Any, show: bool, show_dir: Optional[str],
                 raise RuntimeError(f'--show: cannot open a window ({e}); on a machine without '
                                    'a display use --show-dir DIR instead') from e
     return draw
+
+
+def check_draw_dir(dataset: Any, folder: str, option: str) -> None:
+    """Refuse a drawing folder (``--show-dir``, ``--save_dir``) whose drawn images would
+    replace the dataset's own image files."""
+    from ..utils.misc import refuse_overwriting_inputs
+    infos = getattr(dataset, 'img_infos', None)
+    if infos is None:
+        return
+    prefix = getattr(dataset, 'img_prefix', '') or ''
+    names = [info['filename'] for info in infos]
+    refuse_overwriting_inputs((osp.join(folder, n) for n in names),
+                              (osp.join(prefix, n) for n in names), option)
 
 
 def _rel_name(dataset: Any, idx: int, meta: dict) -> str:

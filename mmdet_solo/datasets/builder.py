@@ -30,7 +30,8 @@ from torch.utils.data import DataLoader, Dataset
 from ..registry import DATASETS, build_from_cfg
 from .collate import collate
 from .dataset_wrappers import ConcatDataset, RepeatDataset
-from .samplers import DistributedGroupSampler, DistributedSampler, GroupSampler, get_dist_info
+from .samplers import (DistributedGroupSampler, DistributedSampler, GroupSampler, TestSampler,
+                       get_dist_info)
 
 DatasetCfg = Union[Dict[str, Any], Sequence[Dict[str, Any]]]
 
@@ -97,19 +98,22 @@ def batch_size_of(cfg: Dict[str, Any], where: str) -> Optional[int]:
 
 def build_test_dataloader(dataset: Dataset, data_cfg: Dict[str, Any], split: str = 'test',
                           dist: bool = False) -> DataLoader:
-    """The sequential loader of ``data[split]`` for the test loop: batches of
-    ``data[split].samples_per_gpu`` (or ``imgs_per_gpu``; default 1) images, each batch one
-    padded forward; ``data.workers_per_gpu`` workers (default 2).
+    """The loader of ``data[split]`` for the test loop: batches of ``data[split].samples_per_gpu``
+    (or ``imgs_per_gpu``; default 1) images, each batch one padded forward;
+    ``data.workers_per_gpu`` workers (default 2); a :class:`TestSampler` (each process its
+    contiguous share; with batches > 1 the images grouped by aspect ratio).
 
     Images of one batch are padded to the largest of them; SOLO's outputs depend on the
     padded extent (coordinate features and grid cells span the padded input, as in the
-    original), so a batch of mixed sizes is close to, not equal to, batch 1 (see
-    docs/GETTING_STARTED.md); images of equal padded size give batch-1 results.
+    original), so images of equal padded size give the batch-1 results and a batch of mixed
+    sizes close ones (docs/GETTING_STARTED.md, "Batched inference").
     """
     batch = batch_size_of(data_cfg.get(split) or {}, f'data.{split}') or 1
     workers = int(data_cfg.get('workers_per_gpu', 2))
-    return build_dataloader(dataset, imgs_per_gpu=batch, workers_per_gpu=workers, dist=dist,
-                            shuffle=False)
+    rank, world_size = get_dist_info() if dist else (0, 1)
+    return EpochDataLoader(dataset, batch_size=batch,
+                           sampler=TestSampler(dataset, batch, world_size, rank),
+                           num_workers=workers, collate_fn=collate, pin_memory=False)
 
 
 def worker_seed(seed: int, rank: int, worker_id: int, epoch: int) -> int:

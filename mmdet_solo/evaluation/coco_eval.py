@@ -22,7 +22,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from tqdm import tqdm
 
-from ..structures import EncodedInstanceResult, encode_rles
+from ..structures import EncodedInstanceResult, InstanceResult, encode_rles
 from .backends import DEFAULT_EVAL_BACKEND, coco_api
 from .results_io import dump_json_atomic, load_json
 
@@ -55,12 +55,11 @@ def check_metrics(metric: Union[str, Sequence[str]]) -> List[str]:
 
 
 def _check_result(i: int, res: Any, info: Dict[str, Any], num_classes: int) -> None:
-    for attr in ('masks', 'labels', 'scores'):
-        if not hasattr(res, attr):
-            raise TypeError(f'results[{i}] must be an InstanceResult (masks, labels, scores), '
-                            f'got {type(res).__name__}')
+    if not isinstance(res, (InstanceResult, EncodedInstanceResult)):
+        raise TypeError(f'results[{i}] must be an InstanceResult or EncodedInstanceResult, '
+                        f'got {type(res).__name__}')
     hw = (int(info['height']), int(info['width']))
-    size = tuple(res.image_size) if hasattr(res, 'image_size') else tuple(res.masks.shape[1:])
+    size = tuple(res.image_size)  # (an EncodedInstanceResult's masks are not decoded)
     if size != hw:
         raise ValueError(f'results[{i}] masks have size {size}, image '
                          f"{info.get('filename')!r} is {hw}: masks must be at the original size")
@@ -78,7 +77,7 @@ def results2json(dataset: Any, results: Sequence[Any]) -> Tuple[List[dict], List
     cat_ids = np.asarray(dataset.cat_ids)
     segm_json: List[dict] = []
     bbox_json: List[dict] = []
-    it = tqdm(range(len(results)), desc='encoding masks', disable=len(results) < TQDM_MIN_IMAGES)
+    it = tqdm(range(len(results)), desc='COCO results', disable=len(results) < TQDM_MIN_IMAGES)
     for i in it:
         res, info = results[i], dataset.img_infos[i]
         _check_result(i, res, info, len(cat_ids))

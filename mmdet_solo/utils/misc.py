@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import os.path as osp
 import platform
 import random
 import sys
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Iterable, Iterator, Optional
 
 import numpy as np
 import torch
@@ -104,3 +105,14 @@ def format_env(env: Optional[Dict[str, str]] = None) -> str:
 
 __all__ = ['set_random_seed', 'get_rng_state', 'set_rng_state', 'preserved_rng_state',
            'collect_env', 'format_env']
+
+
+def refuse_overwriting_inputs(outputs: Iterable[str], inputs: Iterable[str], option: str) -> None:
+    """Raise ``ValueError`` if a file this run will write (``outputs``) is one of its input
+    files (``inputs``; symlinks and ``..`` resolved), naming the option and the folder."""
+    existing = {osp.realpath(p) for p in inputs}
+    for out in outputs:
+        if osp.realpath(out) in existing:
+            raise ValueError(f'{option} {osp.dirname(out) or "."!r} holds the input images: '
+                             f'writing {osp.basename(out)!r} there would overwrite the original '
+                             f'{out!r}; choose another folder')

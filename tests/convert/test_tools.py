@@ -47,6 +47,18 @@ def test_convert_and_round_trip(mmdet_ckpt, tmp_path):
             assert torch.equal(sd_back[k], v), (fmt, k)
 
 
+def test_output_equal_to_input_is_refused(mmdet_ckpt, tmp_path, capsys):
+    src = tmp_path / 'ckpt.pth'
+    src.write_bytes(open(mmdet_ckpt, 'rb').read())
+    link = tmp_path / 'link.pth'
+    link.symlink_to(src)
+    before = src.read_bytes()
+    for dst in (src, link, tmp_path / '.' / 'ckpt.pth'):
+        assert _run(src, dst) == 1
+        assert 'is the input checkpoint' in capsys.readouterr().err
+    assert src.read_bytes() == before
+
+
 def test_not_a_checkpoint(tmp_path, capsys):
     src, dst = tmp_path / 'notes.pth', tmp_path / 'out.pth'
     src.write_text('hello, not a checkpoint')

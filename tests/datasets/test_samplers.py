@@ -120,3 +120,41 @@ def test_distributed_test_sampler_shuffle_deterministic():
     assert list(a) == list(b)
     a.set_epoch(1)
     assert list(a) != list(b)
+
+
+class SizedDataset:
+    def __init__(self, sizes):
+        self.img_infos = [dict(height=h, width=w) for h, w in sizes]
+
+    def __len__(self):
+        return len(self.img_infos)
+
+
+SIZES = [(480, 640), (640, 480), (427, 640), (480, 640), (640, 427), (500, 375), (480, 640)]
+
+
+@pytest.mark.parametrize('world', [1, 2, 3])
+@pytest.mark.parametrize('spg', [1, 2])
+def test_test_sampler_covers_every_image_in_contiguous_shares(world, spg):
+    from mmdet_solo.datasets.samplers import TestSampler
+    ds = SizedDataset(SIZES)
+    parts = [list(TestSampler(ds, spg, world, r)) for r in range(world)]
+    assert len({len(p) for p in parts}) == 1 and all(len(p) == len(parts[0]) for p in parts)
+    flat = [i for p in parts for i in p]
+    assert sorted(set(flat)) == list(range(len(SIZES)))
+    assert len(flat) - len(SIZES) < world  # padding only to even out the ranks
+    if spg == 1:  # batch 1: dataset order, exactly the former behaviour
+        assert flat[:len(SIZES)] == list(range(len(SIZES)))
+
+
+def test_test_sampler_groups_equal_shapes_for_batches():
+    from mmdet_solo.datasets.samplers import TestSampler, aspect_ratio_order
+    ds = SizedDataset(SIZES)
+    order = list(TestSampler(ds, 2, 1, 0))
+    assert order == list(aspect_ratio_order(ds))
+    shapes = [SIZES[i] for i in order]
+    assert shapes == sorted(shapes, key=lambda s: (s[1] / s[0], s[1]))
+    # the three 480x640 images are neighbours
+    pos = [k for k, s in enumerate(shapes) if s == (480, 640)]
+    assert pos == list(range(pos[0], pos[0] + 3))
+    assert list(aspect_ratio_order(FlagDataset([0, 1, 0]))) == [0, 1, 2]  # no img_infos

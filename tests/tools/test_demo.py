@@ -124,6 +124,17 @@ def test_demo_folder_input_and_errors(demo_run, tmp_path):
     assert bad.returncode == 2 and '--checkpoint' in bad.stderr
 
 
+def test_demo_refuses_to_overwrite_its_input_images(demo_run, tmp_path):
+    tmp, _ = demo_run
+    imgs = tmp_path / 'imgs'
+    shutil.copytree(tmp / 'shapes' / 'val', imgs)
+    before = {p.name: p.read_bytes() for p in imgs.iterdir()}
+    proc = _demo(['--config', CONFIG, '--checkpoint', str(tmp / 'work' / 'latest.pth'),
+                  '--input', str(imgs), '--output', str(imgs / '.' / '..' / 'imgs')])
+    assert proc.returncode == 2 and '--output' in proc.stderr and 'overwrite' in proc.stderr
+    assert {p.name: p.read_bytes() for p in imgs.iterdir()} == before
+
+
 def test_output_names_unique():
     sys.path.insert(0, osp.join(ROOT, 'tools'))
     try:

@@ -325,6 +325,20 @@ def test_multi_gpu_test_gathers_in_dataset_order(tmp_path):
 
 
 # --------------------------------------------------------------------------- tools/test_ins_vis.py
+@pytest.mark.parametrize('tool_name,flag', [('test_ins', '--show-dir'), ('test_ins_vis', '--save_dir')])
+def test_drawing_into_the_image_folder_is_refused(setup, tool_name, flag, capsys):
+    tool = _load_tool(tool_name)
+    prefix = setup['info']['img_prefix']
+    before = {n: open(os.path.join(prefix, n), 'rb').read() for n in os.listdir(prefix)}
+    args = [setup['config'], setup['ckpt'], flag, os.path.join(prefix, '..', os.path.basename(prefix))]
+    with pytest.raises(SystemExit) as e:
+        tool.main(args)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert flag in err and 'overwrite' in err
+    assert {n: open(os.path.join(prefix, n), 'rb').read() for n in os.listdir(prefix)} == before
+
+
 def test_vis_uses_checkpoint_class_names(setup, tmp_path, monkeypatch):
     import mmdet_solo.apis.test as test_api
     calls = []

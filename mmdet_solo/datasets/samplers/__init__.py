@@ -1,7 +1,8 @@
 """Samplers: aspect-ratio group samplers (training) and the distributed test sampler."""
-from .distributed_sampler import (DistributedGroupSampler, DistributedSampler, get_dist_info,
-                                  merge_dist_results)
+from .distributed_sampler import (DistributedGroupSampler, DistributedSampler, TestSampler,
+                                  aspect_ratio_order, get_dist_info, merge_dist_results)
 from .group_sampler import GroupSampler, epoch_rng, group_flags
 
-__all__ = ['GroupSampler', 'DistributedGroupSampler', 'DistributedSampler', 'get_dist_info',
+__all__ = ['GroupSampler', 'DistributedGroupSampler', 'DistributedSampler', 'TestSampler',
+           'aspect_ratio_order', 'get_dist_info',
            'merge_dist_results', 'epoch_rng', 'group_flags']

@@ -1,5 +1,6 @@
-"""Distributed samplers: ``DistributedGroupSampler`` (training) and ``DistributedSampler``
-(testing, in order), plus :func:`merge_dist_results` to undo the test split.
+"""Distributed samplers: ``DistributedGroupSampler`` (training), ``DistributedSampler``
+(in order), ``TestSampler`` (the test loop's: contiguous shares, images grouped by shape for
+batches > 1), plus :func:`merge_dist_results` to undo the ``DistributedSampler`` split.
 
 Every rank gets the same number of samples (padding by repetition), and the order is a pure
 function of ``(seed, epoch)``, identical on all ranks before the per-rank slice.
@@ -116,6 +117,47 @@ class DistributedSampler(Sampler):
         if n:
             indices = np.resize(indices, self.total_size)
         return iter(indices[self.rank::self.num_replicas].astype(np.int64).tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+def aspect_ratio_order(dataset: Dataset) -> np.ndarray:
+    """Indices of ``dataset`` sorted (stably) by image aspect ratio ``width / height`` of its
+    ``img_infos``: images of one size, which the test pipeline pads to one input size, end up
+    next to each other. ``arange`` for a dataset without ``img_infos``."""
+    infos = getattr(dataset, 'img_infos', None)
+    if infos is None:
+        return np.arange(len(dataset))
+    ratio = np.array([(i['width'] / i['height'], i['width']) for i in infos], dtype=np.float64)
+    return np.lexsort((ratio[:, 1], ratio[:, 0]))
+
+
+class TestSampler(Sampler):
+    """The test loop's sampler: every image once (the last ranks padded by repetition, which
+    the loop drops), rank ``r`` taking the ``r``-th contiguous share.
+
+    With ``samples_per_gpu > 1`` the images are ordered by aspect ratio
+    (:func:`aspect_ratio_order`), so that a padded batch mixes input sizes as little as
+    possible: SOLO's outputs depend on the padded extent (docs/GETTING_STARTED.md, "Batched
+    inference"). The test loop puts the results back in dataset order.
+    """
+
+    def __init__(self, dataset: Dataset, samples_per_gpu: int = 1,
+                 num_replicas: Optional[int] = None, rank: Optional[int] = None) -> None:
+        owner = 'TestSampler'
+        self.samples_per_gpu = check_positive_int(samples_per_gpu, 'samples_per_gpu', owner)
+        self.num_replicas, self.rank = _replicas_and_rank(num_replicas, rank, owner)
+        n = len(dataset)
+        self.order = aspect_ratio_order(dataset) if self.samples_per_gpu > 1 else np.arange(n)
+        self.num_samples = math.ceil(n / self.num_replicas)
+
+    def __iter__(self) -> Iterator[int]:
+        if not len(self.order):
+            return iter([])
+        order = np.resize(self.order, self.num_samples * self.num_replicas)
+        share = order[self.rank * self.num_samples:(self.rank + 1) * self.num_samples]
+        return iter(share.astype(np.int64).tolist())
 
     def __len__(self) -> int:
         return self.num_samples
