@@ -92,6 +92,18 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     if not (args.out or args.eval or args.format_only or args.show or args.show_dir):
         parser.error('nothing to do: give at least one of --out, --eval, --format-only, --show, '
                      '--show-dir')
+    from mmdet_solo.utils.misc import check_writable
+    # (the metrics JSON beside the checkpoint is optional: a read-only folder only warns)
+    outputs = [(args.out, '--out'), (args.show_dir, '--show-dir')]
+    if args.jsonfile_prefix:
+        outputs.append((f'{args.jsonfile_prefix}.segm.json', '--jsonfile_prefix'))
+    for path, option in outputs:
+        if not path:
+            continue
+        try:
+            check_writable(path, option)
+        except OSError as e:
+            parser.error(str(e))
 
 
 def metrics_json_path(out: Optional[str], checkpoint: str) -> str:

@@ -116,3 +116,15 @@ def refuse_overwriting_inputs(outputs: Iterable[str], inputs: Iterable[str], opt
             raise ValueError(f'{option} {osp.dirname(out) or "."!r} holds the input images: '
                              f'writing {osp.basename(out)!r} there would overwrite the original '
                              f'{out!r}; choose another folder')
+
+
+def check_writable(path: str, option: str) -> None:
+    """Raise ``PermissionError`` naming ``option`` and the folder when ``path`` (a file or a
+    folder that may not exist yet) cannot be written: checked before a long run, not after."""
+    folder = osp.abspath(path if osp.isdir(path) else osp.dirname(path) or '.')
+    while not osp.exists(folder):  # the nearest existing parent decides
+        folder = osp.dirname(folder)
+    if not osp.isdir(folder):
+        raise NotADirectoryError(f'{option} {path!r}: {folder!r} is a file, not a folder')
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f'{option} {path!r}: the folder {folder!r} is not writable')

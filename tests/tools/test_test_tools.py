@@ -217,6 +217,23 @@ def test_argument_errors(setup, argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
+def test_unwritable_outputs_are_found_before_inference(setup, tmp_path, capsys, monkeypatch):
+    tool = _load_tool('test_ins')
+    blocker = tmp_path / 'a_file'
+    blocker.write_text('x')
+    for flag, value in (('--out', blocker / 'sub' / 'r.pkl'), ('--show-dir', blocker / 'vis')):
+        with pytest.raises(SystemExit) as exc:
+            tool.main([setup['config'], setup['ckpt'], flag, str(value)])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert flag in err and 'is a file, not a folder' in err
+    import mmdet_solo.utils.misc as misc
+    monkeypatch.setattr(misc.os, 'access', lambda path, mode: False)  # root can write anywhere
+    with pytest.raises(SystemExit):
+        tool.main([setup['config'], setup['ckpt'], '--out', str(tmp_path / 'new' / 'r.pkl')])
+    assert f"the folder {str(tmp_path)!r} is not writable" in capsys.readouterr().err
+
+
 def test_class_count_mismatch_is_an_error(setup, tmp_path):
     tool = _load_tool('test_ins')
     with pytest.raises(ValueError, match=r'has 3 classes .* test dataset has 2'):
