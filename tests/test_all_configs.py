@@ -482,3 +482,24 @@ def test_cuda_matches_cpu_solov2_light_r18():
         j = max(cands, key=lambda c: _iou(r_gpu.masks[c], r_cpu.masks[i]))
         used.add(j)
         assert _iou(r_gpu.masks[j], r_cpu.masks[i]) >= 0.99, i
+
+
+DCN_FILES = [f for f in UNIQUE_FILES if 'dcn' in os.path.basename(f)]
+
+
+def test_every_dcn_config_is_covered_under_autocast():
+    assert len([f for f in CONFIG_FILES if 'dcn' in os.path.basename(f)]) == 4
+    assert {_model_key(f) for f in CONFIG_FILES if 'dcn' in os.path.basename(f)} == \
+        {_model_key(f) for f in DCN_FILES}
+
+
+@pytest.mark.parametrize('built', DCN_FILES, ids=[os.path.basename(f)[:-3] for f in DCN_FILES],
+                         indirect=True)
+def test_dcn_configs_train_under_bfloat16_autocast(built):
+    """Mixed precision on a CPU (``fp16 = dict(...)`` / ``--amp``: bfloat16 autocast) trains the
+    deformable-conv configs: the deformable convs run in float32 (no bfloat16 CPU kernel)."""
+    cfg, model = built
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        _train_step(model, _train_kwargs(*small_batch('one_empty')))
+    missing, bad = _grad_offenders(model)
+    assert not bad, f'non-finite gradients under autocast: {bad}'

@@ -281,3 +281,26 @@ def test_instance_result_empty():
     assert e.labels.shape == (0,) and e.labels.dtype == np.int64
     assert e.scores.shape == (0,) and e.scores.dtype == np.float32
     assert e.bboxes.shape == (0, 4) and e.bboxes.dtype == np.float32
+
+
+def test_inference_accepts_gray_and_bgra_arrays(golden_model):
+    bgr = cv2.resize(cv2.imread(PUBLIC_JPG), (240, 160))
+    gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    ref = inference_detector(golden_model, cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))
+    for img in (gray, gray[:, :, None]):
+        _same(inference_detector(golden_model, img), ref)
+    bgra = cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA)
+    bgra[..., 3] = 7
+    _same(inference_detector(golden_model, bgra), inference_detector(golden_model, bgr))
+
+
+@pytest.mark.parametrize('img, message', [
+    (np.zeros((0, 10, 3), np.uint8), r'image array is empty \(shape \(0, 10, 3\)\)'),
+    (np.zeros((10, 10, 2), np.uint8), r'expected \(H, W\) gray.*got shape \(10, 10, 2\)'),
+    (np.full((10, 10, 3), 0.5, np.float32), r'float with values in \[0.5, 0.5\]: expected 0-255'),
+    (np.zeros((10, 10, 3), np.uint16), 'dtype uint16'),
+    (np.full((10, 10, 3), np.nan, np.float32), 'NaN'),
+])
+def test_inference_rejects_bad_arrays_clearly(golden_model, img, message):
+    with pytest.raises(ValueError, match=message):
+        inference_detector(golden_model, img)

@@ -116,6 +116,16 @@ def main(argv=None) -> int:
         cfg.seed = args.seed
     validate = args.validate if args.validate is not None else bool(cfg.get('evaluation'))
 
+    # mmdet options that may be set in the config as well as on the command line
+    args.auto_resume = args.auto_resume or bool(cfg.get('auto_resume', False))
+    args.deterministic = args.deterministic or bool(cfg.get('deterministic', False))
+    workflow = [tuple(w) for w in cfg.get('workflow') or [('train', 1)]]
+    if workflow != [('train', 1)]:
+        return fail(f"workflow {cfg.workflow!r} is not supported: only [('train', 1)]; "
+                    "validate with evaluation = dict(interval=1, metric='segm') and --validate")
+    if cfg.get('cudnn_benchmark', False):
+        torch.backends.cudnn.benchmark = True
+
     # resuming / clobber protection
     latest = osp.join(cfg.work_dir, 'latest.pth')
     if args.auto_resume and args.resume_from is None and osp.isfile(latest):
@@ -157,6 +167,12 @@ def main(argv=None) -> int:
                            test_cfg=cfg.get('test_cfg'))
     dataset = build_dataset(cfg.data.train)
     model.CLASSES = getattr(dataset, 'CLASSES', None)
+    num_classes = getattr(model.bbox_head, 'num_classes', None)
+    if model.CLASSES is not None and num_classes is not None and \
+            len(model.CLASSES) != num_classes:
+        return fail(f'model.bbox_head.num_classes={num_classes} but the training set '
+                    f'(data.train.classes) has {len(model.CLASSES)} classes; set '
+                    'num_classes=len(classes) (object classes only, no background)')
     meta = dict(config_file=osp.basename(args.config), exp_name=osp.basename(args.config),
                 seed=cfg.get('seed'))
     try:

@@ -9,7 +9,6 @@ import os
 import os.path as osp
 import resource
 import time
-import warnings
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import torch
@@ -193,15 +192,14 @@ class IterTimerHook(Hook):
 class CheckpointHook(Hook):
     """Every ``interval`` epochs (and after the last one) writes ``epoch_N.pth`` and
     ``latest.pth`` to ``out_dir`` (default: the work dir), atomically. ``max_keep_ckpts > 0``
-    deletes older ``epoch_*.pth`` files."""
+    deletes older ``epoch_*.pth`` files; ``save_optimizer=False`` leaves the optimizer state
+    out (resuming then restarts the optimizer, with a warning)."""
 
     def __init__(self, interval: int = 1, out_dir: Optional[str] = None,
                  max_keep_ckpts: int = -1, save_optimizer: bool = True) -> None:
         if not isinstance(interval, int) or interval < 1:
             raise ValueError(f'checkpoint_config.interval must be a positive int, got {interval!r}')
-        if not save_optimizer:
-            warnings.warn('checkpoint_config.save_optimizer=False is ignored: the optimizer is '
-                          'always saved, so that training can be resumed')
+        self.save_optimizer = bool(save_optimizer)
         self.interval = interval
         self.out_dir = out_dir
         self.max_keep_ckpts = max_keep_ckpts
@@ -210,7 +208,8 @@ class CheckpointHook(Hook):
         if trainer.epoch % self.interval != 0 and trainer.epoch != trainer.max_epochs:
             return
         out_dir = self.out_dir or trainer.work_dir
-        path = trainer.save_checkpoint(out_dir, f'epoch_{trainer.epoch}.pth')
+        path = trainer.save_checkpoint(out_dir, f'epoch_{trainer.epoch}.pth',
+                                       save_optimizer=self.save_optimizer)
         if path is None:  # not rank 0
             return
         trainer.logger.info(f'Saved checkpoint {path}')

@@ -36,7 +36,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional
 import torch
 import torch.nn as nn
 
-from ..utils.checkpoint import load_checkpoint, save_checkpoint
+from ..utils.checkpoint import load_checkpoint, remove_stale_temp_checkpoints, save_checkpoint
 from ..utils.misc import get_rng_state, set_rng_state
 from .dist import all_gather_object, all_reduce_mean, get_dist_info
 
@@ -216,6 +216,11 @@ class EpochBasedTrainer:
         self.logger.info(f'Start running: work_dir {self.work_dir}, epochs {self.epoch + 1}..'
                          f'{self.max_epochs}, {len(data_loader)} iterations per epoch, '
                          f'{self.world_size} process(es)')
+        if self.rank == 0:
+            stale = remove_stale_temp_checkpoints(self.work_dir)
+            if stale:
+                self.logger.warning(f'removed {len(stale)} temporary checkpoint file(s) that an '
+                                    f'interrupted save left in {self.work_dir}: {stale}')
         self.call_hook('before_run')
         while self.epoch < self.max_epochs:
             self.train_epoch(data_loader)
@@ -269,8 +274,11 @@ class EpochBasedTrainer:
 
     # ------------------------------------------------------------------------- checkpoints
     def save_checkpoint(self, out_dir: str, filename: str, create_latest: bool = True,
-                        extra_meta: Optional[dict] = None) -> Optional[str]:
-        """Write ``out_dir/filename`` (and a copy ``latest.pth``) atomically on rank 0.
+                        extra_meta: Optional[dict] = None,
+                        save_optimizer: bool = True) -> Optional[str]:
+        """Write ``out_dir/filename`` (and a copy ``latest.pth``) atomically on rank 0;
+        ``save_optimizer=False`` leaves the optimizer state out (a smaller file; resuming from
+        it restarts the optimizer's momentum).
 
         Every rank must call it: the RNG states of all ranks are gathered into the meta.
         """
@@ -284,7 +292,8 @@ class EpochBasedTrainer:
         if self.scaler is not None:
             meta['amp_scaler'] = self.scaler.state_dict()
         path = osp.join(out_dir, filename)
-        save_checkpoint(self.model, path, optimizer=self.optimizer, meta=meta)
+        save_checkpoint(self.model, path, optimizer=self.optimizer if save_optimizer else None,
+                        meta=meta)
         if create_latest:
             _atomic_copy(path, osp.join(out_dir, 'latest.pth'))
         return path
@@ -308,10 +317,13 @@ class EpochBasedTrainer:
         if 'epoch' not in meta or 'iter' not in meta:
             raise KeyError(f"resume_from '{filename}': its meta has no epoch/iter; it is not a "
                            'training checkpoint (use load_from to start from its weights)')
-        if 'optimizer' not in ckpt:
-            raise KeyError(f"resume_from '{filename}': no optimizer state in the checkpoint")
-        self.optimizer.load_state_dict(ckpt['optimizer'])
-        _optimizer_state_to(self.optimizer, self.device)
+        if 'optimizer' in ckpt:
+            self.optimizer.load_state_dict(ckpt['optimizer'])
+            _optimizer_state_to(self.optimizer, self.device)
+        else:
+            self.logger.warning(f"resume_from '{filename}': the checkpoint has no optimizer state "
+                                '(saved with checkpoint_config.save_optimizer=False); the '
+                                'optimizer starts afresh (momentum buffers at zero)')
         self.epoch, self.iter = int(meta['epoch']), int(meta['iter'])
         if self.scaler is not None and 'amp_scaler' in meta:
             self.scaler.load_state_dict(meta['amp_scaler'])

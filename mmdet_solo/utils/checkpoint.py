@@ -275,3 +275,17 @@ def save_checkpoint(model: nn.Module, filename: str, optimizer=None,
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def remove_stale_temp_checkpoints(folder: str) -> List[str]:
+    """Delete the hidden ``.<name>.pth.<random>.tmp`` files that :func:`save_checkpoint` (and
+    the ``latest.pth`` copy) leave when the process is killed while writing; returns their
+    names. Only files of exactly that pattern are touched."""
+    pattern = re.compile(r'^\.[^/]+\.pth\.[A-Za-z0-9_]+\.tmp$')
+    removed = []
+    for path in sorted(glob.glob(os.path.join(glob.escape(folder), '.*.pth.*.tmp'))):
+        name = os.path.basename(path)
+        if pattern.match(name) and os.path.isfile(path):
+            os.remove(path)
+            removed.append(name)
+    return removed

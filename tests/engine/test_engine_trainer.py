@@ -341,3 +341,17 @@ def test_init_dist_needs_torchrun_env(monkeypatch):
         init_dist('pytorch')
     with pytest.raises(ValueError, match="launcher 'slurm'"):
         init_dist('slurm')
+
+
+def test_stale_temporary_checkpoints_are_removed_and_reported(tmp_path, caplog):
+    tmp_path.mkdir(exist_ok=True)
+    stale = ['.epoch_3.pth.k2j4_x9.tmp', '.latest.pth.abc123.tmp']
+    kept = ['.notes.tmp', 'epoch_1.pth.tmp', 'mine.txt']
+    for name in stale + kept:
+        (tmp_path / name).write_bytes(b'x' * 10)
+    trainer = make_trainer(tmp_path, max_epochs=1)
+    with caplog.at_level('WARNING'):
+        trainer.run(make_loader())
+    names = set(os.listdir(tmp_path))
+    assert not names & set(stale) and set(kept) <= names
+    assert 'removed 2 temporary checkpoint file(s)' in caplog.text and stale[0] in caplog.text

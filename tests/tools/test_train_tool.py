@@ -249,3 +249,33 @@ def test_dist_train_two_processes_matches_single_process(setup):
     assert s_loss['loss_cate'] == pytest.approx(d_loss['loss_cate'], rel=1e-5)
     assert s_loss['grad_norm'] == pytest.approx(d_loss['grad_norm'], rel=1e-4)
     assert s_loss['grad_norm'] > 0
+
+
+def test_num_classes_different_from_the_classes_stops_before_training(setup, tmp_path):
+    proc = train(setup['cfg'], str(tmp_path / 'w'), '--cfg-options',
+                 'model.bbox_head.num_classes=4', check=False)
+    assert proc.returncode == 2
+    assert 'num_classes=4' in proc.stderr and 'has 3 classes' in proc.stderr
+    assert not glob.glob(str(tmp_path / 'w' / '*.pth'))
+
+
+def test_unsupported_workflow_is_refused(setup, tmp_path):
+    cfg = tmp_path / 'wf.py'
+    cfg.write_text(f"_base_ = {setup['cfg']!r}\nworkflow = [('train', 1), ('val', 1)]\n")
+    proc = train(str(cfg), str(tmp_path / 'w'), check=False)
+    assert proc.returncode == 2 and 'workflow' in proc.stderr and 'not supported' in proc.stderr
+
+
+def test_save_optimizer_false_and_auto_resume_from_the_config(setup, tmp_path):
+    work_dir = str(tmp_path / 'w')
+    opts = ['--no-validate', '--cfg-options', 'checkpoint_config.save_optimizer=False',
+            'lr_config.warmup=None']
+    train(setup['cfg'], work_dir, *opts, 'total_epochs=1')
+    ckpt = load(osp.join(work_dir, 'epoch_1.pth'))
+    assert 'optimizer' not in ckpt and ckpt['meta']['epoch'] == 1
+    # auto_resume=True in the config acts as --auto-resume; the missing optimizer state is said
+    proc = train(setup['cfg'], work_dir, *opts, 'total_epochs=2', 'auto_resume=True')
+    log = open(sorted(glob.glob(osp.join(work_dir, '*.log')))[-1]).read()
+    assert 'has no optimizer state' in log and 'resumed from' in log
+    assert load(osp.join(work_dir, 'epoch_2.pth'))['meta']['epoch'] == 2
+    assert proc.returncode == 0

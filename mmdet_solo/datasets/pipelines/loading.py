@@ -51,12 +51,40 @@ def _set_image(results: dict, img: np.ndarray, filename: Optional[str], to_float
     return results
 
 
+def as_bgr_image(img: np.ndarray) -> np.ndarray:
+    """An in-memory image as an (H, W, 3) BGR array: gray (H, W) / (H, W, 1) and BGRA
+    (H, W, 4) are converted; an empty array, another channel count, a float image in [0, 1]
+    (it would be read as almost black: 0 detections) or a non-image dtype is an error."""
+    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (1, 3, 4)):
+        raise ValueError(f'image array: expected (H, W) gray, (H, W, 3) BGR or (H, W, 4) BGRA, '
+                         f'got shape {img.shape}')
+    if img.size == 0:
+        raise ValueError(f'image array is empty (shape {img.shape})')
+    if img.dtype != np.uint8:
+        if img.dtype.kind != 'f':
+            raise ValueError(f'image array has dtype {img.dtype}: expected uint8 BGR in 0-255 '
+                             '(or float in 0-255)')
+        if not np.isfinite(img).all():
+            raise ValueError('image array has NaN or infinite values')
+        if img.max() <= 1.0:
+            raise ValueError(f'image array is float with values in [{img.min():.3g}, '
+                             f'{img.max():.3g}]: expected 0-255 (e.g. (img * 255).astype(np.uint8))')
+    if img.ndim == 2:
+        img = img[:, :, None]
+    if img.shape[2] == 1:  # gray: the value in every channel (cv2's GRAY2BGR)
+        return np.ascontiguousarray(np.repeat(img, 3, axis=2))
+    if img.shape[2] == 4:  # BGRA: the alpha channel dropped (cv2's BGRA2BGR)
+        return np.ascontiguousarray(img[:, :, :3])
+    return img
+
+
 @PIPELINES.register_module()
 class LoadImageFromFile:
     """Read ``img_prefix / img_info['filename']`` with OpenCV (BGR, uint8 unless ``to_float32``).
 
-    For in-memory inference the sample may instead carry ``results['img']``: a path, or an
-    (H, W, 3) BGR ndarray used as it is (``filename`` is then ``None``).
+    For in-memory inference the sample may instead carry ``results['img']``: a path, or a BGR
+    ndarray used as it is (gray and BGRA arrays are converted, see :func:`as_bgr_image`;
+    ``filename`` is then ``None``).
     Sets ``filename``, ``img``, ``img_shape``, ``ori_shape``.
     """
 
@@ -77,10 +105,7 @@ class LoadImageFromFile:
         if isinstance(img, str):
             return _set_image(results, imread(img, self.color_type), img, self.to_float32)
         if isinstance(img, np.ndarray):
-            if img.ndim not in (2, 3):
-                raise ValueError(f"LoadImageFromFile: results['img'] must be (H, W) or (H, W, C), "
-                                 f'got shape {img.shape}')
-            return _set_image(results, img, results.get('filename'), self.to_float32)
+            return _set_image(results, as_bgr_image(img), results.get('filename'), self.to_float32)
         raise KeyError("LoadImageFromFile: the sample needs results['img_info']['filename'] or "
                        f"results['img'] (a path or an ndarray); got keys {sorted(results)}")
 

@@ -8,6 +8,7 @@ import torch.nn as nn
 
 from ...registry import BACKBONES, HEADS, MODELS, NECKS
 from ...structures import InstanceResult
+from ..heads.postprocess import check_test_cfg
 
 
 @MODELS.register_module()
@@ -29,6 +30,7 @@ class SingleStageInsDetector(nn.Module):
         self.mask_feat_head = HEADS.build(mask_feat_head) if mask_feat_head is not None else None
         self.bbox_head = HEADS.build(bbox_head)
         self.train_cfg = train_cfg if train_cfg is not None else {}
+        check_test_cfg(test_cfg)
         self.test_cfg = test_cfg if test_cfg is not None else {}
         self.CLASSES: Optional[Sequence[str]] = None
         self.init_weights(pretrained)

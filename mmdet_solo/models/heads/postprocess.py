@@ -23,6 +23,47 @@ def cfg_get(cfg, key: str, default=None):
     return getattr(cfg, key, default)
 
 
+# the test_cfg keys post-processing reads, with their check and what is expected
+TEST_CFG_KEYS = {
+    'nms_pre': (lambda v: _is_int(v) and v >= 1, 'an int >= 1'),
+    'score_thr': (lambda v: _is_num(v) and 0 <= v <= 1, 'a number in [0, 1]'),
+    'mask_thr': (lambda v: _is_num(v) and 0 <= v < 1, 'a number in [0, 1)'),
+    'update_thr': (lambda v: _is_num(v) and 0 <= v <= 1, 'a number in [0, 1]'),
+    'kernel': (lambda v: v in ('gaussian', 'linear'), "'gaussian' or 'linear'"),
+    'sigma': (lambda v: _is_num(v) and v > 0, 'a number > 0'),
+    'max_per_img': (lambda v: _is_int(v) and v >= 1, 'an int >= 1'),
+}
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def check_test_cfg(cfg) -> None:
+    """Refuse a ``test_cfg`` with a key post-processing does not read (a typo would be a
+    silent no-op: the default would apply) or a value out of range, naming it."""
+    import difflib
+
+    from ...config import ConfigError
+    if cfg is None:
+        return
+    if not isinstance(cfg, Mapping):
+        raise ConfigError(f'test_cfg must be a dict, got {type(cfg).__name__}: {cfg!r}')
+    for key, value in cfg.items():
+        if key not in TEST_CFG_KEYS:
+            close = difflib.get_close_matches(str(key), TEST_CFG_KEYS, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ''
+            raise ConfigError(f"test_cfg.{key}: unknown key{hint}; the SOLO heads read "
+                              f"{', '.join(TEST_CFG_KEYS)}")
+        ok, expected = TEST_CFG_KEYS[key]
+        if not ok(value):
+            raise ConfigError(f'test_cfg.{key}={value!r}: expected {expected}')
+
+
 def select_candidates(cate_scores: torch.Tensor, score_thr: float
                       ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(cell index, label, score) of every (cell, class) with score > ``score_thr``.

@@ -54,8 +54,19 @@ class _DeformConvBase(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         offset, mask = self._offset_and_mask(x)
-        return deform_conv2d(x, offset, self.weight, self.bias, stride=self.stride,
-                             padding=self.padding, dilation=self.dilation, mask=mask)
+        weight, bias = self.weight, self.bias
+        device = x.device.type
+        if torch.is_autocast_enabled(device):
+            # torchvision's CPU kernel has no bfloat16/float16 version: under autocast (mixed
+            # precision training, --amp) the deformable conv runs in float32, as on CUDA
+            x, offset, weight = x.float(), offset.float(), weight.float()
+            bias = bias.float() if bias is not None else None
+            mask = mask.float() if mask is not None else None
+            with torch.autocast(device, enabled=False):
+                return deform_conv2d(x, offset, weight, bias, stride=self.stride,
+                                     padding=self.padding, dilation=self.dilation, mask=mask)
+        return deform_conv2d(x, offset, weight, bias, stride=self.stride, padding=self.padding,
+                             dilation=self.dilation, mask=mask)
 
 
 class DeformConvPack(_DeformConvBase):

@@ -129,3 +129,24 @@ def test_empty_results(case):
     res = segm_postprocess(masks, labels, scores, strides, (30, 31), (60, 62), CFG, True)
     assert len(res) == 0 and res.masks.shape == (0, 60, 62)
     assert res.scores.shape == (0,) and res.labels.shape == (0,) and res.bboxes.shape == (0, 4)
+
+
+@pytest.mark.parametrize('cfg, message', [
+    (dict(score_thresh=0.3), r"test_cfg.score_thresh: unknown key \(did you mean 'score_thr'\?\)"),
+    (dict(max_per_img=0), r'test_cfg.max_per_img=0: expected an int >= 1'),
+    (dict(max_per_img=2.5), r'test_cfg.max_per_img=2.5: expected an int >= 1'),
+    (dict(nms_pre=True), r'test_cfg.nms_pre=True: expected an int >= 1'),
+    (dict(mask_thr=1.0), r'test_cfg.mask_thr=1.0: expected a number in \[0, 1\)'),
+    (dict(score_thr=-0.1), r'test_cfg.score_thr=-0.1: expected a number in \[0, 1\]'),
+    (dict(kernel='gauss'), r"test_cfg.kernel='gauss': expected 'gaussian' or 'linear'"),
+    (dict(sigma=0), r'test_cfg.sigma=0: expected a number > 0'),
+])
+def test_test_cfg_is_checked_when_the_model_is_built(cfg, message):
+    from golden_utils import ROOT
+
+    from mmdet_solo.apis import init_detector
+    from mmdet_solo.config import ConfigError
+    options = {f'test_cfg.{k}': v for k, v in cfg.items()}
+    with pytest.raises(ConfigError, match=message):
+        init_detector(f'{ROOT}/configs/shapes/solov2_light_r18_shapes.py', None, 'cpu',
+                      cfg_options=options)
