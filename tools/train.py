@@ -153,6 +153,9 @@ def main(argv=None) -> int:
         cfg.dump(osp.join(cfg.work_dir, osp.basename(args.config)))
     logger.info('Environment:\n' + format_env())
     logger.info(f'Distributed training: {distributed} ({world_size} process(es))')
+    if args.auto_resume and args.resume_from is None:
+        logger.info(f"--auto-resume: resuming from {cfg.resume_from}" if cfg.get('resume_from')
+                    else f'--auto-resume: no latest.pth in {cfg.work_dir}: training starts fresh')
     logger.info(f'Config:\n{cfg.pretty_text}')
 
     if cfg.get('seed') is not None:

@@ -21,6 +21,7 @@ import contextlib
 import gc
 import io
 import json
+import logging
 import os.path as osp
 import tempfile
 from collections import defaultdict
@@ -61,6 +62,7 @@ class CocoDataset(CustomDataset):
             raise ValueError(f"{name}: {ann_file!r} is not a COCO annotation file (expected a "
                              "JSON object with an 'images' list)")
         self.cat_ids = self._match_categories(ann_file, data.get('categories') or [])
+        self._file_cat_ids = {c.get('id') for c in data.get('categories') or []}
         self.cat2label = {cat_id: i for i, cat_id in enumerate(self.cat_ids)}
         img_infos, self.img_ids = [], []
         for img in data['images']:
@@ -112,9 +114,11 @@ class CocoDataset(CustomDataset):
     def _serialize(self) -> None:
         """Parsed annotations → one record per image in a flat buffer; the raw file is dropped."""
         raw, self._raw_anns = self._raw_anns, None
+        self.dropped_annotations: Dict[str, list] = {}
         self._ann_records = SerializedList((self._ann_record(anns) for anns in raw),
                                            compress=True)
         del raw
+        self._log_dropped()
         # the id objects were made by the JSON parser amid the parsed file: re-create them
         # once it is freed, or they pin its memory pages (~90 MB for COCO train)
         ints = all(type(i) is int for i in self.img_ids)
@@ -124,14 +128,31 @@ class CocoDataset(CustomDataset):
         self.img_ids = ids.tolist() if ints else ids
 
     # ----------------------------------------------------------------- filtering
-    def _usable(self, ann: Dict[str, Any]) -> bool:
-        """A training target: known class, not crowd/ignored, non-degenerate box."""
-        if ann.get('ignore', False) or ann.get('iscrowd', False):
-            return False
+    def _problem(self, ann: Dict[str, Any]) -> Optional[str]:
+        """Why an annotation cannot be a target or a crowd region (``None``: it can, or it
+        is meant to be skipped: another class, ``ignore``)."""
+        if ann.get('ignore', False):
+            return None
         if ann.get('category_id') not in self.cat2label:
-            return False
-        _, _, w, h = ann['bbox']
-        return ann.get('area', 0) > 0 and w >= 1 and h >= 1
+            return None if ann.get('category_id') in self._file_cat_ids \
+                else "category_id not among the file's categories"
+        box = ann.get('bbox')
+        if not isinstance(box, (list, tuple)) or len(box) != 4:
+            return 'no [x, y, w, h] bbox'
+        if box[2] < 1 or box[3] < 1:
+            return 'bbox width or height < 1'
+        if not ann.get('area', 0) > 0:
+            return 'area missing or <= 0'
+        segm = ann.get('segmentation')
+        if not ann.get('iscrowd', False) and isinstance(segm, list) and \
+                not any(isinstance(p, list) and len(p) >= 6 for p in segm):
+            return 'no polygon with 3 points or more'
+        return None
+
+    def _usable(self, ann: Dict[str, Any]) -> bool:
+        """A training target: known class, not crowd/ignored, non-degenerate box and mask."""
+        return not ann.get('ignore', False) and not ann.get('iscrowd', False) and \
+            ann.get('category_id') in self.cat2label and self._problem(ann) is None
 
     def _filter_imgs(self, min_size: int = 32) -> List[int]:
         """Drop images without usable annotations (if ``filter_empty_gt``) or too small."""
@@ -150,14 +171,20 @@ class CocoDataset(CustomDataset):
     # ----------------------------------------------------------------- annotations
     def _ann_record(self, anns: List[Dict[str, Any]]) -> Dict[str, Any]:
         """JSON record of one image: boxes ``[x, y, x+w-1, y+h-1]``, 0-based labels, raw
-        segmentations, crowd boxes as ``bboxes_ignore``."""
+        segmentations, crowd boxes as ``bboxes_ignore``; unusable annotations are counted
+        in ``dropped_annotations`` (reason -> count and example ids)."""
         bboxes, labels, masks, ignore = [], [], [], []
         for ann in anns:
+            problem = self._problem(ann)
+            if problem is not None:
+                count, examples = self.dropped_annotations.setdefault(problem, [0, []])
+                self.dropped_annotations[problem][0] = count + 1
+                if len(examples) < 5:
+                    examples.append(ann.get('id'))
+                continue
             if ann.get('ignore', False) or ann.get('category_id') not in self.cat2label:
                 continue
             x, y, w, h = ann['bbox']
-            if ann.get('area', 0) <= 0 or w < 1 or h < 1:
-                continue
             box = [x, y, x + w - 1, y + h - 1]
             if ann.get('iscrowd', False):
                 ignore.append(box)
@@ -166,6 +193,15 @@ class CocoDataset(CustomDataset):
                 labels.append(self.cat2label[ann['category_id']])
                 masks.append(ann['segmentation'])
         return dict(bboxes=bboxes, labels=labels, bboxes_ignore=ignore, masks=masks)
+
+    def _log_dropped(self) -> None:
+        if self.dropped_annotations:
+            parts = [f'{n} with {why} (ids {ids})'
+                     for why, (n, ids) in sorted(self.dropped_annotations.items())]
+            logging.getLogger('mmdet_solo').warning(
+                f'{type(self).__name__} {self.ann_file!r}: '
+                f'{sum(n for n, _ in self.dropped_annotations.values())} annotation(s) dropped: '
+                + '; '.join(parts))
 
     def get_ann_info(self, idx: int) -> Dict[str, Any]:
         """``bboxes`` (K, 4) float32, ``labels`` (K,) int64, ``bboxes_ignore``, ``masks`` (raw

@@ -20,6 +20,7 @@ import pickle
 import re
 import tempfile
 import time
+import zipfile
 from collections import OrderedDict
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -100,7 +101,29 @@ def _weights_only_culprit(err: Exception) -> str:
     return f' ({m.group(0)})' if m else ''
 
 
+_MAGIC = ((b'\xff\xd8\xff', 'a JPEG image'), (b'\x89PNG', 'a PNG image'),
+          (b'GIF8', 'a GIF image'), (b'%PDF', 'a PDF document'), (b'\x1f\x8b', 'a gzip file'))
+
+
+def _check_torch_file(path: str) -> None:
+    """``torch.save`` writes a zip archive (or, before torch 1.6, a pickle starting with its
+    protocol byte 0x80): anything else is not a checkpoint, whatever its name says."""
+    if zipfile.is_zipfile(path):
+        return
+    with open(path, 'rb') as f:
+        head = f.read(16)
+    if head[:1] == b'\x80' or head.startswith(b'PK\x03\x04'):  # (a cut zip: torch says)
+        return
+    kind = next((what for magic, what in _MAGIC if head.startswith(magic)), None)
+    if kind is None:
+        kind = 'a text file' if head and all(32 <= b < 127 or b in b'\t\r\n' for b in head) \
+            else f'unknown data (starts with {head[:8].hex(" ")})' if head else 'an empty file'
+    raise CheckpointError(f"'{path}' is not a checkpoint: it is {kind}, not a file written by "
+                          'torch.save (a zip archive or a pickle)')
+
+
 def _torch_load(path: str, map_location) -> object:
+    _check_torch_file(path)
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:

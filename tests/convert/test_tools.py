@@ -63,7 +63,7 @@ def test_not_a_checkpoint(tmp_path, capsys):
     src, dst = tmp_path / 'notes.pth', tmp_path / 'out.pth'
     src.write_text('hello, not a checkpoint')
     assert _run(src, dst) == 1
-    assert 'not a valid PyTorch checkpoint' in capsys.readouterr().err
+    assert 'is not a checkpoint: it is a text file' in capsys.readouterr().err
     assert not dst.exists()
 
 

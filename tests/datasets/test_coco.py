@@ -306,3 +306,39 @@ def test_build_dataset_variants(tiny_coco):
     assert len(build_dataset(cfg, default_args=dict(test_mode=True))) == tiny_coco['num_images']
     with pytest.raises(KeyError, match='CocoDatset.*did you mean'):
         build_dataset(dict(cfg, type='CocoDatset'))
+
+
+def test_dropped_annotations_are_counted_with_reasons(tiny_coco, tmp_path, caplog):
+    data = _raw(tiny_coco)
+    anns = [a for a in data['annotations'] if not a['iscrowd']]
+    anns[0]['segmentation'] = [[1, 1, 5, 5]]             # 2 points: no mask
+    anns[1]['bbox'][2] = 0                               # zero width
+    anns[2]['category_id'] = 999                         # not a category of the file
+    anns[3]['area'] = 0
+    del anns[4]['area']
+    path = tmp_path / 'bad.json'
+    path.write_text(json.dumps(data))
+    with caplog.at_level('WARNING', logger='mmdet_solo'):
+        ds = CocoDataset(str(path), [], classes=tiny_coco['classes'],
+                         img_prefix=tiny_coco['img_prefix'], test_mode=True)
+    assert ds.dropped_annotations == {
+        'no polygon with 3 points or more': [1, [anns[0]['id']]],
+        'bbox width or height < 1': [1, [anns[1]['id']]],
+        "category_id not among the file's categories": [1, [anns[2]['id']]],
+        'area missing or <= 0': [2, [anns[3]['id'], anns[4]['id']]]}
+    assert '5 annotation(s) dropped' in caplog.text and 'bad.json' in caplog.text
+    kept = sum(len(ds.get_ann_info(i)['labels']) for i in range(len(ds)))
+    assert kept == len(anns) - 5
+
+
+def test_image_size_different_from_the_annotation_is_an_error(tiny_coco, tmp_path):
+    data = _raw(tiny_coco)
+    img = next(i for i in data['images'] if i['file_name'] == 'img_000.jpg')
+    img['height'] += 4
+    path = tmp_path / 'wrong_size.json'
+    path.write_text(json.dumps(data))
+    ds = CocoDataset(str(path), TRAIN_PIPELINE, classes=tiny_coco['classes'],
+                     img_prefix=tiny_coco['img_prefix'])
+    idx = [i['filename'] for i in ds.img_infos].index('img_000.jpg')
+    with pytest.raises(ValueError, match=r"img_000.jpg' is 96x128 .* annotation says 100x128"):
+        ds.prepare_train_img(idx)

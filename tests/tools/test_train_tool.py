@@ -270,12 +270,15 @@ def test_save_optimizer_false_and_auto_resume_from_the_config(setup, tmp_path):
     work_dir = str(tmp_path / 'w')
     opts = ['--no-validate', '--cfg-options', 'checkpoint_config.save_optimizer=False',
             'lr_config.warmup=None']
-    train(setup['cfg'], work_dir, *opts, 'total_epochs=1')
+    train(setup['cfg'], work_dir, *opts, 'total_epochs=1', 'auto_resume=True')
+    log = open(glob.glob(osp.join(work_dir, '*.log'))[0]).read()
+    assert '--auto-resume: no latest.pth in' in log and 'training starts fresh' in log
     ckpt = load(osp.join(work_dir, 'epoch_1.pth'))
     assert 'optimizer' not in ckpt and ckpt['meta']['epoch'] == 1
     # auto_resume=True in the config acts as --auto-resume; the missing optimizer state is said
     proc = train(setup['cfg'], work_dir, *opts, 'total_epochs=2', 'auto_resume=True')
     log = open(sorted(glob.glob(osp.join(work_dir, '*.log')))[-1]).read()
     assert 'has no optimizer state' in log and 'resumed from' in log
+    assert f"--auto-resume: resuming from {osp.join(work_dir, 'latest.pth')}" in log
     assert load(osp.join(work_dir, 'epoch_2.pth'))['meta']['epoch'] == 2
     assert proc.returncode == 0

@@ -201,7 +201,15 @@ class LoadAnnotations:
     def _image_hw(self, results: dict) -> tuple:
         info = results.get('img_info') or {}
         if 'height' in info and 'width' in info:
-            return int(info['height']), int(info['width'])
+            hw = int(info['height']), int(info['width'])
+            loaded = results.get('ori_shape')
+            if loaded is not None and tuple(int(v) for v in loaded[:2]) != hw:
+                raise ValueError(
+                    f"LoadAnnotations: image {results.get('filename') or info.get('filename')!r} "
+                    f'is {loaded[0]}x{loaded[1]} (height x width) but its annotation says '
+                    f'{hw[0]}x{hw[1]}: the masks would not fit the image; fix height/width in '
+                    'the annotation file (or the image)')
+            return hw
         if 'img_shape' in results:
             return tuple(int(v) for v in results['img_shape'][:2])
         raise KeyError("LoadAnnotations: need img_info['height'/'width'] or img_shape to decode masks")
