@@ -209,3 +209,21 @@ def test_files_that_are_no_checkpoint_are_named_so(tmp_path, data, kind):
         load_state_dict_file(str(path))
     assert f"'{path}' is not a checkpoint: it is {kind}" in str(e.value)
     assert 'refused for safety' not in str(e.value)
+
+
+def test_full_disk_is_named(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    import mmdet_solo.utils.checkpoint as ckpt_mod
+
+    def failing_save(obj, f, *a, **k):
+        raise RuntimeError('[enforce fail at inline_container.cc:626] . unexpected pos 64 vs 0'
+                           '\nfile write failed')
+
+    usage = namedtuple('usage', 'total used free')
+    monkeypatch.setattr(ckpt_mod.torch, 'save', failing_save)
+    monkeypatch.setattr(shutil, 'disk_usage', lambda p: usage(10, 10, 0))
+    with pytest.raises(OSError, match=r"cannot write checkpoint .*epoch_1.pth.*no space left"):
+        ckpt_mod.save_checkpoint(_net(), str(tmp_path / 'epoch_1.pth'))
+    assert os.listdir(tmp_path) == []  # no temporary file left behind

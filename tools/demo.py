@@ -134,11 +134,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error(str(e))
     os.makedirs(args.output, exist_ok=True)
     t_all = time.time()
+    failed = []
     for k, (path, name) in enumerate(zip(files, names)):
         t0 = time.time()
-        result = inference_detector(model, path)
-        out_img = osp.join(args.output, name)
-        show_result_ins(path, result, classes, score_thr=args.score_thr, out_file=out_img)
+        try:
+            result = inference_detector(model, path)
+            out_img = osp.join(args.output, name)
+            show_result_ins(path, result, classes, score_thr=args.score_thr, out_file=out_img)
+        except Exception as e:  # one bad file must not stop the others: named, counted
+            failed.append((path, f'{type(e).__name__}: {e}'))
+            print(f'[{k + 1}/{len(files)}] {path}: FAILED: {failed[-1][1]}', file=sys.stderr,
+                  flush=True)
+            continue
         n = int((result.scores > args.score_thr).sum())
         msg = f'[{k + 1}/{len(files)}] {path}: {n} instance(s) > {args.score_thr} -> {out_img}'
         if args.json:
@@ -147,8 +154,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 json.dump(result_to_json(result, classes, args.score_thr, osp.basename(path)), f)
             msg += f', {out_json}'
         print(f'{msg} ({time.time() - t0:.2f} s)', flush=True)
-    print(f'{len(files)} image(s) in {time.time() - t_all:.1f} s; results in {args.output}',
-          flush=True)
+    print(f'{len(files) - len(failed)} image(s) in {time.time() - t_all:.1f} s; results in '
+          f'{args.output}', flush=True)
+    if failed:
+        print(f'{len(failed)} of {len(files)} image(s) failed:', file=sys.stderr)
+        for path, why in failed:
+            print(f'  {path}: {why}', file=sys.stderr)
+        return 1
     return 0
 
 

@@ -83,7 +83,7 @@ def main(argv=None) -> int:
     from mmdet_solo.engine.dist import get_dist_info, init_dist
     from mmdet_solo.models import build_detector
     from mmdet_solo.utils.logger import get_root_logger
-    from mmdet_solo.utils.misc import format_env, set_random_seed
+    from mmdet_solo.utils.misc import check_writable, format_env, set_random_seed
 
     def fail(msg: str) -> int:
         print(f'tools/train.py: error: {msg}', file=sys.stderr)
@@ -145,6 +145,10 @@ def main(argv=None) -> int:
         init_dist(args.launcher, backend=(cfg.get('dist_params') or {}).get('backend'))
     rank, world_size = get_dist_info()
 
+    try:
+        check_writable(cfg.work_dir, 'work_dir')
+    except OSError as e:
+        return fail(str(e))
     os.makedirs(cfg.work_dir, exist_ok=True)
     timestamp = time.strftime('%Y%m%d_%H%M%S')
     logger = get_root_logger(osp.join(cfg.work_dir, f'{timestamp}.log'),

@@ -286,9 +286,12 @@ def save_checkpoint(model: nn.Module, filename: str, optimizer=None,
                                dir=dirname)
     try:
         with os.fdopen(fd, 'wb') as f:
-            torch.save(ckpt, f)
-            f.flush()
-            os.fsync(f.fileno())
+            try:
+                torch.save(ckpt, f)
+                f.flush()
+                os.fsync(f.fileno())
+            except (RuntimeError, OSError) as e:
+                raise _write_error(filename, e) from e
         # mkstemp creates the file 0600; give it the permissions a plain open() would
         umask = os.umask(0)
         os.umask(umask)
@@ -298,6 +301,25 @@ def save_checkpoint(model: nn.Module, filename: str, optimizer=None,
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def _write_error(filename: str, err: Exception) -> OSError:
+    """A failed checkpoint write as an ``OSError`` naming the file and the cause (torch reports a
+    full disk as 'enforce fail at inline_container.cc ... file write failed')."""
+    import errno
+    import shutil
+    folder = os.path.dirname(filename)
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        free = None
+    if getattr(err, 'errno', None) == errno.ENOSPC or free == 0 or \
+            (free is not None and free < 64 * 2 ** 20 and 'write' in str(err)):
+        return OSError(errno.ENOSPC, f'cannot write checkpoint {filename!r}: no space left on the '
+                                     f'device of {folder!r} ({free} bytes free)')
+    return OSError(getattr(err, 'errno', None) or errno.EIO,
+                   f'cannot write checkpoint {filename!r}: {type(err).__name__}: '
+                   f"{str(err).splitlines()[0] if str(err) else ''}")
 
 
 def remove_stale_temp_checkpoints(folder: str) -> List[str]:

@@ -135,6 +135,24 @@ def test_demo_refuses_to_overwrite_its_input_images(demo_run, tmp_path):
     assert {p.name: p.read_bytes() for p in imgs.iterdir()} == before
 
 
+def test_demo_goes_on_past_bad_images_and_reports_them(demo_run, tmp_path):
+    import cv2
+    tmp, _ = demo_run
+    imgs = tmp_path / 'mixed'
+    imgs.mkdir()
+    shutil.copy(tmp / 'shapes' / 'val' / '000000.jpg', imgs / 'a_good.jpg')
+    (imgs / 'b_broken.jpg').write_bytes(b'not a jpeg at all')
+    cv2.imwrite(str(imgs / 'c_thin.png'), np.zeros((2, 3000, 3), np.uint8))
+    shutil.copy(tmp / 'shapes' / 'val' / '000001.jpg', imgs / 'd_good.jpg')
+    out = tmp_path / 'out'
+    proc = _demo(['--config', CONFIG, '--checkpoint', str(tmp / 'work' / 'latest.pth'),
+                  '--input', str(imgs), '--output', str(out)])
+    assert proc.returncode == 1
+    assert sorted(os.listdir(out)) == ['a_good.jpg', 'd_good.jpg']
+    assert '2 of 4 image(s) failed' in proc.stderr
+    assert 'b_broken.jpg' in proc.stderr and 'c_thin.png' in proc.stderr
+
+
 def test_output_names_unique():
     sys.path.insert(0, osp.join(ROOT, 'tools'))
     try:

@@ -282,3 +282,11 @@ def test_save_optimizer_false_and_auto_resume_from_the_config(setup, tmp_path):
     assert f"--auto-resume: resuming from {osp.join(work_dir, 'latest.pth')}" in log
     assert load(osp.join(work_dir, 'epoch_2.pth'))['meta']['epoch'] == 2
     assert proc.returncode == 0
+
+
+def test_unwritable_work_dir_is_named(setup, tmp_path):
+    blocker = tmp_path / 'a_file'
+    blocker.write_text('x')
+    proc = train(setup['cfg'], str(blocker / 'work'), check=False)
+    assert proc.returncode == 2
+    assert 'work_dir' in proc.stderr and 'is a file, not a folder' in proc.stderr
