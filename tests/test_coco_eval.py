@@ -195,3 +195,42 @@ def test_evaluation_backends_agree(tiny_coco):
     for k in a:
         if not k.endswith('copypaste'):
             assert a[k] == pytest.approx(b[k], abs=1e-4), k
+
+
+@pytest.mark.parametrize('backend', ['pycocotools', 'faster-coco-eval'])
+def test_labelling_tool_files_train_and_evaluate(tiny_coco, tmp_path, caplog, backend):
+    """No area/iscrowd fields, category ids from 0, string image ids (common exporter output)."""
+    if backend != 'pycocotools':
+        pytest.importorskip('faster_coco_eval')
+    data = json.load(open(tiny_coco['ann_file']))
+    data['annotations'] = [a for a in data['annotations'] if not a['iscrowd']]
+    areas = {a['id']: a['area'] for a in data['annotations']}
+    ids = {c['id']: i for i, c in enumerate(sorted(data['categories'], key=lambda c: c['id']))}
+    for c in data['categories']:
+        c['id'] = ids[c['id']]
+    string_ids = backend == 'pycocotools'  # faster-coco-eval needs int ids: an error says so
+    for img in data['images']:
+        img['id'] = f"img-{img['id']}" if string_ids else img['id']
+    for a in data['annotations']:
+        a['category_id'] = ids[a['category_id']]
+        a['image_id'] = f"img-{a['image_id']}" if string_ids else a['image_id']
+        del a['area'], a['iscrowd']
+    path = tmp_path / 'exported.json'
+    path.write_text(json.dumps(data))
+    with caplog.at_level('WARNING', logger='mmdet_solo'):
+        train = CocoDataset(str(path), [], classes=tiny_coco['classes'],
+                            img_prefix=tiny_coco['img_prefix'])
+    assert f"{len(areas)} annotation(s) without iscrowd (taken as 0) and {len(areas)} without " \
+           'area (computed from the mask)' in caplog.text
+    assert sum(len(train.get_ann_info(i)['labels']) for i in range(len(train))) == len(areas)
+    gt = train.coco
+    assert {a['id']: a['area'] for a in gt.dataset['annotations']} == pytest.approx(areas)
+    test = _dataset(dict(tiny_coco, ann_file=str(path)))
+    metrics = test.evaluate(_perfect(test), metric='segm', logger='silent', backend=backend)
+    assert metrics['segm_mAP'] == pytest.approx(1.0)
+    if not string_ids:
+        for img in data['images']:
+            img['id'] = f"img-{img['id']}"
+        path.write_text(json.dumps(data))
+        with pytest.raises(ValueError, match="non-integer image ids.*use the default backend"):
+            test.ground_truth(backend)

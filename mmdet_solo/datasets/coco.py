@@ -28,12 +28,63 @@ from collections import defaultdict
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+import pycocotools.mask as mask_utils
 from pycocotools.coco import COCO
 
 from ..registry import DATASETS
 from .class_names import COCO_CLASSES
 from .custom import CustomDataset, release_freed_memory
 from .serialize import SerializedList
+
+
+def read_coco_json(ann_file: str, who: str = 'CocoDataset', report: bool = True) -> Dict[str, Any]:
+    """Parse a COCO annotation file and fill the fields labelling tools often omit, saying so
+    once: a missing ``iscrowd`` is 0, a missing ``area`` is the mask's pixel count (polygons /
+    RLE at the image's size), as COCO's own files define them."""
+    try:
+        gc.disable()  # millions of new containers: skip the useless collections
+        with open(ann_file, encoding='utf-8') as f:
+            data = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ValueError(f'{who}: cannot read COCO annotation file {ann_file!r}: '
+                         f'{type(e).__name__}: {e}') from e
+    finally:
+        gc.enable()
+    if not isinstance(data, dict) or not isinstance(data.get('images'), list):
+        raise ValueError(f"{who}: {ann_file!r} is not a COCO annotation file (expected a JSON "
+                         "object with an 'images' list)")
+    sizes = {img.get('id'): (img.get('height'), img.get('width')) for img in data['images']}
+    no_crowd, no_area = 0, 0
+    for ann in data.get('annotations') or []:
+        if 'iscrowd' not in ann:
+            ann['iscrowd'] = 0
+            no_crowd += 1
+        if 'area' not in ann:
+            ann['area'] = _mask_area(ann.get('segmentation'), *sizes.get(ann.get('image_id'),
+                                                                      (None, None)))
+            no_area += 1
+    if report and (no_crowd or no_area):
+        logging.getLogger('mmdet_solo').warning(
+            f'{ann_file!r}: {no_crowd} annotation(s) without iscrowd (taken as 0) and {no_area} '
+            'without area (computed from the mask)')
+    return data
+
+
+def _mask_area(segm: Any, height: Optional[int], width: Optional[int]) -> float:
+    """Pixel count of a COCO segmentation (0 when it cannot be rasterised)."""
+    if height is None or width is None or not segm:
+        return 0.0
+    if isinstance(segm, list):
+        polys = [p for p in segm if isinstance(p, list) and len(p) >= 6]
+        if not polys:
+            return 0.0
+        rle = mask_utils.merge(mask_utils.frPyObjects(polys, height, width))
+    elif isinstance(segm, dict) and 'counts' in segm:
+        rle = mask_utils.frPyObjects(segm, height, width) if isinstance(segm['counts'], list) \
+            else segm
+    else:
+        return 0.0
+    return float(mask_utils.area(rle))
 
 
 def _norm(name: str) -> str:
@@ -49,18 +100,7 @@ class CocoDataset(CustomDataset):
     # ----------------------------------------------------------------- loading
     def load_annotations(self, ann_file: str) -> List[Dict[str, Any]]:
         name = type(self).__name__
-        try:
-            gc.disable()  # millions of new containers: skip the useless collections
-            with open(ann_file, encoding='utf-8') as f:
-                data = json.load(f)
-        except (OSError, ValueError) as e:
-            raise ValueError(f'{name}: cannot read COCO annotation file {ann_file!r}: '
-                             f'{type(e).__name__}: {e}') from e
-        finally:
-            gc.enable()
-        if not isinstance(data, dict) or not isinstance(data.get('images'), list):
-            raise ValueError(f"{name}: {ann_file!r} is not a COCO annotation file (expected a "
-                             "JSON object with an 'images' list)")
+        data = read_coco_json(ann_file, name)
         self.cat_ids = self._match_categories(ann_file, data.get('categories') or [])
         self._file_cat_ids = {c.get('id') for c in data.get('categories') or []}
         self.cat2label = {cat_id: i for i, cat_id in enumerate(self.cat_ids)}
@@ -141,12 +181,12 @@ class CocoDataset(CustomDataset):
             return 'no [x, y, w, h] bbox'
         if box[2] < 1 or box[3] < 1:
             return 'bbox width or height < 1'
-        if not ann.get('area', 0) > 0:
-            return 'area missing or <= 0'
         segm = ann.get('segmentation')
         if not ann.get('iscrowd', False) and isinstance(segm, list) and \
                 not any(isinstance(p, list) and len(p) >= 6 for p in segm):
             return 'no polygon with 3 points or more'
+        if not ann.get('area', 0) > 0:
+            return 'area <= 0'
         return None
 
     def _usable(self, ann: Dict[str, Any]) -> bool:
@@ -217,15 +257,31 @@ class CocoDataset(CustomDataset):
     # ----------------------------------------------------------------- evaluation
     @property
     def coco(self) -> COCO:
-        """The pycocotools ground truth of ``ann_file``, built on first use (evaluation)."""
+        """The pycocotools ground truth of ``ann_file`` (missing ``iscrowd``/``area`` filled as
+        for training), built on first use (evaluation)."""
         if getattr(self, '_coco', None) is None:
-            try:
-                with contextlib.redirect_stdout(io.StringIO()):  # pycocotools chatters
-                    self._coco = COCO(self.ann_file)
-            except Exception as e:
-                raise ValueError(f'{type(self).__name__}: cannot read COCO annotation file '
-                                 f'{self.ann_file!r}: {type(e).__name__}: {e}') from e
+            self._coco = self.ground_truth('pycocotools')
         return self._coco
+
+    def ground_truth(self, backend: str = 'pycocotools') -> Any:
+        """A new ground-truth object of the evaluation ``backend`` for ``ann_file``."""
+        from ..evaluation.backends import coco_api
+        api = coco_api(backend)
+        data = read_coco_json(self.ann_file, type(self).__name__, report=False)  # said at build
+        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools chatters
+            if api.name == 'pycocotools':
+                gt = api.COCO()
+                gt.dataset = data
+                gt.createIndex()
+            else:
+                bad = next((img['id'] for img in data['images'] if type(img['id']) is not int),
+                           None)
+                if bad is not None:
+                    raise ValueError(f'{backend}: {self.ann_file!r} has non-integer image ids '
+                                     f'(e.g. {bad!r}), which {backend} cannot evaluate; use the '
+                                     "default backend 'pycocotools'")
+                gt = api.COCO(data)
+        return gt
 
     def release_coco(self) -> None:
         """Drop the ground truth built by :attr:`coco` (data-loader workers forked later must
@@ -260,7 +316,8 @@ class CocoDataset(CustomDataset):
         try:
             out: Dict[str, Any] = {}
             for m in metrics:
-                out.update(coco_evaluate(self.ann_file if backend != 'pycocotools' else self.coco,
+                gt = self.coco if backend == 'pycocotools' else self.ground_truth(backend)
+                out.update(coco_evaluate(gt,
                                          dets[m], m, classwise=classwise,
                                          class_names=self.CLASSES, logger=logger,
                                          img_ids=self.img_ids, cat_ids=self.cat_ids,

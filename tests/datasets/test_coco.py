@@ -315,7 +315,7 @@ def test_dropped_annotations_are_counted_with_reasons(tiny_coco, tmp_path, caplo
     anns[1]['bbox'][2] = 0                               # zero width
     anns[2]['category_id'] = 999                         # not a category of the file
     anns[3]['area'] = 0
-    del anns[4]['area']
+    anns[4]['area'] = -1
     path = tmp_path / 'bad.json'
     path.write_text(json.dumps(data))
     with caplog.at_level('WARNING', logger='mmdet_solo'):
@@ -325,7 +325,7 @@ def test_dropped_annotations_are_counted_with_reasons(tiny_coco, tmp_path, caplo
         'no polygon with 3 points or more': [1, [anns[0]['id']]],
         'bbox width or height < 1': [1, [anns[1]['id']]],
         "category_id not among the file's categories": [1, [anns[2]['id']]],
-        'area missing or <= 0': [2, [anns[3]['id'], anns[4]['id']]]}
+        'area <= 0': [2, [anns[3]['id'], anns[4]['id']]]}
     assert '5 annotation(s) dropped' in caplog.text and 'bad.json' in caplog.text
     kept = sum(len(ds.get_ann_info(i)['labels']) for i in range(len(ds)))
     assert kept == len(anns) - 5
