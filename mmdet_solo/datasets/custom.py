@@ -13,6 +13,7 @@ import gc
 import json
 import os
 import os.path as osp
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -21,6 +22,7 @@ from torch.utils.data import Dataset
 
 from ..registry import DATASETS
 from .pipelines import Compose
+from .pipelines.loading import CorruptImageError
 from .serialize import SerializedList
 
 ClassesArg = Union[None, str, Sequence[str]]
@@ -119,12 +121,17 @@ class CustomDataset(Dataset):
         seg_prefix: folder of semantic segmentation maps (unused by SOLO).
         proposal_file: a ``.json`` list of per-image proposals (unused by SOLO).
 
+    A corrupt or truncated image file (``CorruptImageError``): training skips the sample with
+    a warning naming the file (counted in ``skipped_images``, per process) and takes another
+    image of the same aspect group; testing stops with the error, as every image needs a result.
+
     Per-image data (``img_infos``, annotations, proposals) is kept in
     :class:`~mmdet_solo.datasets.serialize.SerializedList` s once the dataset is built, so
     data-loader workers share it; ``img_infos[i]`` decodes one image's info dict.
     """
 
     CLASSES: Optional[Tuple[str, ...]] = None
+    skipped_images = 0  # training samples skipped because their image file is corrupt
 
     def __init__(self, ann_file: str, pipeline: Sequence[Any], classes: ClassesArg = None,
                  img_prefix: Optional[str] = '', test_mode: bool = False,
@@ -263,7 +270,13 @@ class CustomDataset(Dataset):
             return self.prepare_test_img(idx)
         first = idx
         for _ in range(MAX_RETRIES):
-            data = self.prepare_train_img(idx)
+            try:
+                data = self.prepare_train_img(idx)
+            except CorruptImageError as e:  # training skips a broken image, counted and named
+                self.skipped_images += 1
+                warnings.warn(f'{e}; skipped in training ({self.skipped_images} skipped so far '
+                              'in this process)')
+                data = None
             if data is not None:
                 return data
             idx = self._rand_another(idx)  # the pipeline dropped it: another of the same group

@@ -177,8 +177,26 @@ def test_error_corrupt_image_at_load_time(tiny_coco, tmp_path):
         f.write(b'not a jpeg')
     ds = _ds(info, pipeline=[dict(type='LoadImageFromFile')])  # construction is fine
     idx = ds.img_infos.index(next(i for i in ds.img_infos if i['filename'] == 'img_000.jpg'))
+    with pytest.warns(UserWarning, match=r'img_000.jpg.*skipped in training \(1 skipped'):
+        out = ds[idx]  # training: skipped (counted, named), another image of its group instead
+    assert out['filename'] != ds.img_infos[idx]['filename'] and ds.skipped_images == 1
+    test = _ds(info, pipeline=[dict(type='LoadImageFromFile')], test_mode=True)
+    idx = [i['filename'] for i in test.img_infos].index('img_000.jpg')
     with pytest.raises(OSError, match='img_000.jpg'):
-        ds[idx]
+        test[idx]  # testing: every image must be there
+
+
+def test_truncated_jpeg_is_detected(tiny_coco, tmp_path):
+    from mmdet_solo.datasets.pipelines.loading import CorruptImageError, imread
+    data = open(tiny_coco['image_files'][0], 'rb').read()
+    assert data.startswith(b'\xff\xd8\xff') and data.rstrip(b'\0').endswith(b'\xff\xd9')
+    cut = tmp_path / 'cut.jpg'
+    cut.write_bytes(data[:len(data) * 2 // 3])
+    with pytest.raises(CorruptImageError, match=r"cut.jpg' is a truncated JPEG"):
+        imread(str(cut))
+    whole = tmp_path / 'whole.jpg'
+    whole.write_bytes(data + b'\0' * 10)  # trailing padding after the marker is fine
+    assert imread(str(whole)).shape[:2] == imread(tiny_coco['image_files'][0]).shape[:2]
 
 
 def test_error_unreadable_annotation_file(tmp_path):

@@ -32,9 +32,27 @@ def imread(filename: str, color_type: str = 'color') -> np.ndarray:
         raise FileNotFoundError(f'image file not found: {filename!r}')
     img = cv2.imread(filename, _COLOR_FLAGS[color_type])
     if img is None:
-        raise OSError(f'cannot decode image file {filename!r} (not an image, corrupt, '
-                      f'or a format OpenCV does not support)')
+        raise CorruptImageError(f'cannot decode image file {filename!r} (not an image, corrupt, '
+                                f'or a format OpenCV does not support)')
+    if _is_truncated_jpeg(filename):
+        raise CorruptImageError(f'image file {filename!r} is a truncated JPEG (no end-of-image '
+                                'marker): OpenCV would decode its missing part as grey')
     return img
+
+
+class CorruptImageError(OSError):
+    """An image file that cannot be decoded, or only partly (a truncated JPEG)."""
+
+
+def _is_truncated_jpeg(filename: str) -> bool:
+    """A JPEG whose end-of-image marker (FF D9) is missing from its last KB: the file was cut
+    (libjpeg only prints 'Premature end of JPEG file' and fills the rest with grey)."""
+    with open(filename, 'rb') as f:
+        if f.read(3) != b'\xff\xd8\xff':
+            return False
+        size = f.seek(0, 2)
+        f.seek(max(0, size - 1024))
+        return b'\xff\xd9' not in f.read()
 
 
 def _set_image(results: dict, img: np.ndarray, filename: Optional[str], to_float32: bool) -> dict:
