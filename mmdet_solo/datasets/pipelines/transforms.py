@@ -70,8 +70,9 @@ def rescale_factor(hw: Tuple[int, int], scale: Union[float, int, Scale]) -> floa
 
 
 def scaled_size(w: int, h: int, factor: float) -> Tuple[int, int]:
-    """``(int(w * s + 0.5), int(h * s + 0.5))``: the (width, height) rule of mmcv."""
-    return int(w * float(factor) + 0.5), int(h * float(factor) + 0.5)
+    """``(int(w * s + 0.5), int(h * s + 0.5))``: the (width, height) rule of mmcv, at least 1
+    pixel each (mmcv gave 0 for a side of extreme images, e.g. 3000x2, and OpenCV failed)."""
+    return max(1, int(w * float(factor) + 0.5)), max(1, int(h * float(factor) + 0.5))
 
 
 def _pil_resize(img: np.ndarray, size: Tuple[int, int], resample: int) -> np.ndarray:
