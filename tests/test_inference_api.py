@@ -304,3 +304,15 @@ def test_inference_accepts_gray_and_bgra_arrays(golden_model):
 def test_inference_rejects_bad_arrays_clearly(golden_model, img, message):
     with pytest.raises(ValueError, match=message):
         inference_detector(golden_model, img)
+
+
+def test_checkpoint_of_another_architecture_is_refused(golden_ckpt, caplog):
+    """R18-light weights in the R50 config: most of the model would stay random."""
+    from mmdet_solo.utils.checkpoint import CheckpointError
+    r50 = os.path.join(ROOT, 'configs', 'solov2', 'solov2_r50_fpn_8gpu_1x.py')
+    with pytest.raises(CheckpointError, match=r'fills only \d+% of SOLOv2.*at least 50% needed.*'
+                                              r'--allow-partial'):
+        init_detector(r50, golden_ckpt, device='cpu')
+    with caplog.at_level(logging.WARNING):
+        model = init_detector(r50, golden_ckpt, device='cpu', allow_partial=True)
+    assert 'shape mismatch' in caplog.text and model is not None

@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="'cpu', 'cuda', 'cuda:1', ... (default: cuda:0 if available, else cpu)")
     p.add_argument('--json', action='store_true',
                    help='also write OUT/<stem>.json with the instances (RLE masks)')
+    p.add_argument('--allow-partial', '--allow_partial', dest='allow_partial', action='store_true',
+                   help='run with a checkpoint that fills less than half of the model (weights '
+                        'of another config); refused by default')
     p.add_argument('--cfg-options', '--cfg_options', dest='cfg_options', nargs='+',
                    action=DictAction, metavar='KEY=VALUE',
                    help='override config keys, e.g. test_cfg.mask_thr=0.4')
@@ -122,7 +125,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from mmdet_solo.utils.misc import refuse_overwriting_inputs
     device = args.device or ('cuda:0' if torch.cuda.is_available() else 'cpu')
     model = init_detector(args.config, args.checkpoint, device=device,
-                          cfg_options=args.cfg_options)
+                          cfg_options=args.cfg_options, allow_partial=args.allow_partial)
     classes = model.CLASSES
     names = output_names(files)
     outputs = [osp.join(args.output, n) for n in names]

@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
                                     '(default: gathered in memory)')
     p.add_argument('--device', help="device of a single-process run (default: 'cuda:0' if "
                                     "available, else 'cpu')")
+    p.add_argument('--allow-partial', '--allow_partial', dest='allow_partial', action='store_true',
+                   help='run with a checkpoint that fills less than half of the model (weights '
+                        'of another config); refused by default')
     p.add_argument('--cfg-options', '--cfg_options', '--options', dest='cfg_options',
                action=DictAction, help='override config keys, e.g. data.workers_per_gpu=0')
     p.add_argument('--launcher', choices=['none', 'pytorch'], default='none',
@@ -190,7 +193,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from mmdet_solo.engine.dist import barrier, get_dist_info
 
     cfg, model, dataset, distributed = prepare_test(args.config, args.checkpoint,
-                                                    args.cfg_options, args.launcher, args.device)
+                                                    args.cfg_options, args.launcher, args.device,
+                                                    args.allow_partial)
     for flag, method in (('--eval', 'evaluate'), ('--format-only', 'format_results')):
         if getattr(args, flag.strip('-').replace('-', '_')) and not hasattr(dataset, method):
             parser.error(f'{flag}: the test dataset ({type(dataset).__name__}) has no '

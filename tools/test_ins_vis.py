@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help='draw instances scoring above this (default 0.3)')
     p.add_argument('--show', action='store_true', help='also show each image in a window')
     p.add_argument('--device', help="default: 'cuda:0' if available, else 'cpu'")
+    p.add_argument('--allow-partial', '--allow_partial', dest='allow_partial', action='store_true',
+                   help='run with a checkpoint that fills less than half of the model (weights '
+                        'of another config); refused by default')
     p.add_argument('--cfg-options', '--cfg_options', dest='cfg_options', action=DictAction,
                    help='override config keys, e.g. data.workers_per_gpu=0')
     return p
@@ -43,7 +46,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from mmdet_solo.datasets import build_test_dataloader
 
     cfg, model, dataset, _ = prepare_test(args.config, args.checkpoint, args.cfg_options,
-                                          'none', args.device)
+                                          'none', args.device, args.allow_partial)
     try:
         check_draw_dir(dataset, args.save_dir, '--save_dir')
     except ValueError as e:

@@ -144,6 +144,13 @@ def main(argv=None) -> int:
     if distributed:
         init_dist(args.launcher, backend=(cfg.get('dist_params') or {}).get('backend'))
     rank, world_size = get_dist_info()
+    moved_aside = None
+    if args.overwrite and not cfg.get('resume_from') and rank == 0 and osp.isfile(latest):
+        # a later --auto-resume must not pick up the previous run's latest.pth if this run
+        # dies before its first save: keep it under another name
+        stamp = time.strftime('%Y%m%d_%H%M%S')
+        moved_aside = osp.join(cfg.work_dir, f'latest_before_overwrite_{stamp}.pth')
+        os.replace(latest, moved_aside)
 
     try:
         check_writable(cfg.work_dir, 'work_dir')
@@ -157,6 +164,8 @@ def main(argv=None) -> int:
         cfg.dump(osp.join(cfg.work_dir, osp.basename(args.config)))
     logger.info('Environment:\n' + format_env())
     logger.info(f'Distributed training: {distributed} ({world_size} process(es))')
+    if moved_aside:
+        logger.info(f'--overwrite: the previous run\'s latest.pth is kept as {moved_aside}')
     if args.auto_resume and args.resume_from is None:
         logger.info(f"--auto-resume: resuming from {cfg.resume_from}" if cfg.get('resume_from')
                     else f'--auto-resume: no latest.pth in {cfg.work_dir}: training starts fresh')

@@ -150,7 +150,8 @@ def multi_gpu_test(model: nn.Module, data_loader, tmpdir: Optional[str] = None,
 
 # ------------------------------------------------------------------------------- tool setup
 def prepare_test(config: str, checkpoint: str, cfg_options: Optional[dict] = None,
-                 launcher: str = 'none', device: Optional[str] = None):
+                 launcher: str = 'none', device: Optional[str] = None,
+                 allow_partial: bool = False):
     """Shared set-up of the test tools: ``(cfg, model, dataset, distributed)``.
 
     Loads the config (plus ``cfg_options``), joins the torchrun process group for
@@ -184,7 +185,7 @@ def prepare_test(config: str, checkpoint: str, cfg_options: Optional[dict] = Non
             device = 'cpu'
     cfg.data.test.test_mode = True
     dataset = build_dataset(cfg.data.test, dict(test_mode=True))
-    model = init_detector(cfg, checkpoint, device=device)
+    model = init_detector(cfg, checkpoint, device=device, allow_partial=allow_partial)
     order = check_classes(model.CLASSES, getattr(dataset, 'CLASSES', None), checkpoint)
     if order is not None:
         test_cfg = copy.deepcopy(cfg.data.test)

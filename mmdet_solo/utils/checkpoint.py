@@ -188,10 +188,14 @@ def _format_keys(keys: Sequence[str]) -> str:
     return '\n'.join(f'    {k}' for k in keys)
 
 
+# inference and test tools refuse a checkpoint that fills less of the model than this
+MIN_LOADED_FOR_INFERENCE = 0.5
+
+
 def load_checkpoint(model: nn.Module, filename: str,
                     map_location: Union[str, torch.device, None] = 'cpu', strict: bool = False,
                     logger: Optional[logging.Logger] = None,
-                    ignore_prefixes: Sequence[str] = ()) -> dict:
+                    ignore_prefixes: Sequence[str] = (), min_loaded: float = 0.0) -> dict:
     """Load a checkpoint (file path or ``torchvision://name``) into ``model``.
 
     Checkpoints of MMDetection 2.x/3.x, AdelaiDet and PaddleDetection (``.pdparams``) are
@@ -200,6 +204,9 @@ def load_checkpoint(model: nn.Module, filename: str,
     shape mismatches are reported in one message: a warning, or a ``RuntimeError`` when
     ``strict`` (the matching tensors are loaded in both cases). Checkpoint keys starting with one
     of ``ignore_prefixes`` are dropped silently (``fc.`` is always dropped for ``torchvision://``).
+    ``min_loaded``: the share of the model's parameter values (by element count) the checkpoint
+    must fill, else ``CheckpointError`` (e.g. R50 weights in an R18 config; the inference and
+    test tools ask for :data:`MIN_LOADED_FOR_INFERENCE` unless ``--allow-partial``).
 
     Returns:
         the checkpoint's ``meta`` dict (``{}`` if it has none).
@@ -241,8 +248,17 @@ def load_checkpoint(model: nn.Module, filename: str,
     if mismatched:
         problems.append(f'shape mismatch, not loaded ({len(mismatched)}):\n'
                         + _format_keys(mismatched))
+    where = filename if path == filename else f'{filename} ({path})'
+    total = sum(p.numel() for p in target.parameters())
+    loaded = sum(p.numel() for n, p in target.named_parameters() if n in loadable)
+    if total and loaded / total < min_loaded:
+        raise CheckpointError(
+            f"checkpoint '{where}' fills only {loaded / total:.0%} of {type(target).__name__}'s "
+            f'parameters (at least {min_loaded:.0%} needed): it is not a checkpoint of this '
+            f'model/config ({len(missing)} missing keys, {len(result.unexpected_keys)} unexpected, '
+            f'{len(mismatched)} shape mismatches, e.g. {(mismatched or missing)[:3]}). Pass '
+            '--allow-partial (allow_partial=True) to run with it anyway')
     if problems:
-        where = filename if path == filename else f'{filename} ({path})'
         msg = f"load_checkpoint '{where}' into {type(target).__name__}:\n" + '\n'.join(problems)
         if strict:
             raise RuntimeError(msg)

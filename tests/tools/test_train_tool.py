@@ -290,3 +290,20 @@ def test_unwritable_work_dir_is_named(setup, tmp_path):
     proc = train(setup['cfg'], str(blocker / 'work'), check=False)
     assert proc.returncode == 2
     assert 'work_dir' in proc.stderr and 'is a file, not a folder' in proc.stderr
+
+
+def test_auto_resume_never_picks_up_the_run_before_an_overwrite(setup, tmp_path):
+    work_dir = str(tmp_path / 'w')
+    opts = ['--no-validate', '--cfg-options', 'lr_config.warmup=None']
+    train(setup['cfg'], work_dir, *opts, 'total_epochs=1')
+    old = load(osp.join(work_dir, 'latest.pth'))['state_dict']
+    # an --overwrite run that dies before its first save (NaN loss at its second iteration)
+    proc = train(setup['cfg'], work_dir, '--overwrite', *opts, 'total_epochs=1',
+                 'optimizer.lr=1e30', check=False)
+    assert proc.returncode != 0 and not osp.exists(osp.join(work_dir, 'latest.pth'))
+    kept = glob.glob(osp.join(work_dir, 'latest_before_overwrite_*.pth'))
+    assert len(kept) == 1 and all(torch.equal(v, load(kept[0])['state_dict'][k])
+                                  for k, v in old.items())
+    train(setup['cfg'], work_dir, '--auto-resume', *opts, 'total_epochs=1')
+    log = open(sorted(glob.glob(osp.join(work_dir, '*.log')))[-1]).read()
+    assert 'training starts fresh' in log
