@@ -239,8 +239,9 @@ class CustomDataset(Dataset):
         results['seg_fields'] = []
 
     def _rand_another(self, idx: int) -> int:
-        pool = np.where(self.flag == self.flag[idx])[0]
-        return int(np.random.choice(pool))
+        """A random other image of ``idx``'s aspect group (``idx`` itself if it is alone)."""
+        pool = np.flatnonzero((self.flag == self.flag[idx]) & (np.arange(len(self.flag)) != idx))
+        return int(np.random.choice(pool)) if len(pool) else idx
 
     def _run_pipeline(self, idx: int, results: Dict[str, Any]) -> Any:
         try:
