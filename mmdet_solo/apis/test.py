@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 
 from ..engine.testing import run_test
+from ..engine.trainer import unwrap_model
 from ..structures.results import EncodedInstanceResult
 from ..utils.visualization import show_result_ins
 
@@ -75,7 +76,7 @@ def _drawer(model: nn.Module, dataset: Any, show: bool, show_dir: Optional[str],
     """A test-loop callback drawing each result (``None`` when nothing is to be drawn)."""
     if not (show or show_dir):
         return None
-    names = getattr(getattr(model, 'module', model), 'CLASSES', None)
+    names = getattr(unwrap_model(model), 'CLASSES', None)
     if names is None:
         names = getattr(dataset, 'CLASSES', None)
 

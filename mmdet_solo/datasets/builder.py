@@ -71,7 +71,7 @@ def build_dataset(cfg: DatasetCfg, default_args: Optional[dict] = None) -> Datas
         return ConcatDataset([build_dataset(c, default_args) for c in cfg['datasets']])
     if isinstance(cfg.get('ann_file'), (list, tuple)):
         return _concat_dataset(cfg, default_args)
-    if any(k in cfg for k in LOADER_KEYS):  # loader settings, read by test_batch_size
+    if any(k in cfg for k in LOADER_KEYS):  # loader settings, read by batch_size_of
         cfg = {k: v for k, v in cfg.items() if k not in LOADER_KEYS}
     return build_from_cfg(cfg, DATASETS, default_args)
 

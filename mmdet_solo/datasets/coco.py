@@ -34,6 +34,7 @@ from pycocotools.coco import COCO
 from ..registry import DATASETS
 from .class_names import COCO_CLASSES
 from .custom import CustomDataset, release_freed_memory
+from .pipelines.loading import segm_to_rle
 from .serialize import SerializedList
 
 
@@ -74,17 +75,11 @@ def _mask_area(segm: Any, height: Optional[int], width: Optional[int]) -> float:
     """Pixel count of a COCO segmentation (0 when it cannot be rasterised)."""
     if height is None or width is None or not segm:
         return 0.0
-    if isinstance(segm, list):
-        polys = [p for p in segm if isinstance(p, list) and len(p) >= 6]
-        if not polys:
-            return 0.0
-        rle = mask_utils.merge(mask_utils.frPyObjects(polys, height, width))
-    elif isinstance(segm, dict) and 'counts' in segm:
-        rle = mask_utils.frPyObjects(segm, height, width) if isinstance(segm['counts'], list) \
-            else segm
-    else:
+    try:
+        rle = segm_to_rle(segm, height, width)
+    except TypeError:  # not a segmentation: the annotation is dropped (area 0), counted
         return 0.0
-    return float(mask_utils.area(rle))
+    return float(mask_utils.area(rle)) if rle is not None else 0.0
 
 
 def _norm(name: str) -> str:
@@ -217,10 +212,10 @@ class CocoDataset(CustomDataset):
         for ann in anns:
             problem = self._problem(ann)
             if problem is not None:
-                count, examples = self.dropped_annotations.setdefault(problem, [0, []])
-                self.dropped_annotations[problem][0] = count + 1
-                if len(examples) < 5:
-                    examples.append(ann.get('id'))
+                entry = self.dropped_annotations.setdefault(problem, [0, []])
+                entry[0] += 1
+                if len(entry[1]) < 5:
+                    entry[1].append(ann.get('id'))
                 continue
             if ann.get('ignore', False) or ann.get('category_id') not in self.cat2label:
                 continue
@@ -306,19 +301,18 @@ class CocoDataset(CustomDataset):
         ``EncodedInstanceResult``). ``jsonfile_prefix`` also writes the COCO result files;
         ``backend`` is ``'pycocotools'`` or ``'faster-coco-eval'`` (``evaluation.backend``
         in a config, ``--eval-backend`` in tools/test_ins.py)."""
-        from ..evaluation.coco_eval import check_metrics, coco_evaluate, dump_json_atomic, results2json
+        from ..evaluation.coco_eval import (check_metrics, coco_evaluate, results2json,
+                                            write_results_json)
         metrics = check_metrics(metric)
         dets = dict(zip(('segm', 'bbox'), results2json(self, results)))
         if jsonfile_prefix is not None:
-            for m in ('segm', 'bbox'):
-                dump_json_atomic(dets[m], f'{jsonfile_prefix}.{m}.json')
+            write_results_json(dets, jsonfile_prefix)
         kept = getattr(self, '_coco', None) is not None
         try:
+            gt = self.coco if backend == 'pycocotools' else self.ground_truth(backend)
             out: Dict[str, Any] = {}
             for m in metrics:
-                gt = self.coco if backend == 'pycocotools' else self.ground_truth(backend)
-                out.update(coco_evaluate(gt,
-                                         dets[m], m, classwise=classwise,
+                out.update(coco_evaluate(gt, dets[m], m, classwise=classwise,
                                          class_names=self.CLASSES, logger=logger,
                                          img_ids=self.img_ids, cat_ids=self.cat_ids,
                                          backend=backend))

@@ -39,7 +39,7 @@ def _batches(data_loader) -> Iterator[Tuple[List[int], Dict[str, Any]]]:
     batch_sampler = getattr(data_loader, 'batch_sampler', None)
     if batch_sampler is None:
         raise ValueError('test: the data loader needs a batch_sampler (build it with '
-                         'build_dataloader(..., shuffle=False))')
+                         'build_test_dataloader)')
     for indices, data in zip(list(batch_sampler), data_loader):
         yield [int(i) for i in indices], data
 
@@ -136,8 +136,8 @@ def gather_results(part: Sequence[Tuple[int, Any]], size: int, tmpdir: Optional[
 
 
 def run_test(model: nn.Module, data_loader, tmpdir: Optional[str] = None,
-               on_result: Optional[ResultCallback] = None, progress: bool = True
-               ) -> Optional[List[EncodedInstanceResult]]:
+             on_result: Optional[ResultCallback] = None, progress: bool = True
+             ) -> Optional[List[EncodedInstanceResult]]:
     """:func:`infer_dataset` on every rank, then :func:`gather_results`: all results in
     dataset order on rank 0 (``None`` on the others)."""
     part = infer_dataset(model, data_loader, on_result, progress)

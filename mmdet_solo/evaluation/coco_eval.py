@@ -100,9 +100,15 @@ def results2json(dataset: Any, results: Sequence[Any]) -> Tuple[List[dict], List
 
 def dump_results_json(dataset: Any, results: Sequence[Any], jsonfile_prefix: str) -> Dict[str, str]:
     """Write ``<prefix>.segm.json`` and ``<prefix>.bbox.json``; return ``{'segm': path, 'bbox': path}``."""
-    segm_json, bbox_json = results2json(dataset, results)
-    return dict(segm=dump_json_atomic(segm_json, f'{jsonfile_prefix}.segm.json'),
-                bbox=dump_json_atomic(bbox_json, f'{jsonfile_prefix}.bbox.json'))
+    return write_results_json(dict(zip(('segm', 'bbox'), results2json(dataset, results))),
+                              jsonfile_prefix)
+
+
+def write_results_json(dets: Dict[str, List[dict]], jsonfile_prefix: str) -> Dict[str, str]:
+    """Write ``{'segm': [...], 'bbox': [...]}`` (:func:`results2json` lists) as
+    ``<prefix>.<kind>.json``, atomically; return ``{kind: path}``."""
+    return {kind: dump_json_atomic(dets[kind], f'{jsonfile_prefix}.{kind}.json')
+            for kind in ('segm', 'bbox')}
 
 
 def _empty_results(coco_gt: COCO) -> COCO:

@@ -136,28 +136,32 @@ class LoadImage(LoadImageFromFile):
     """Alias of :class:`LoadImageFromFile` for inference on ``results['img']`` (path or ndarray)."""
 
 
-def segm_to_mask(segm: Union[list, dict], height: int, width: int) -> np.ndarray:
-    """Decode one COCO segmentation (polygons, uncompressed or compressed RLE) to (H, W) uint8.
-
-    Polygons with fewer than 3 points are ignored (pycocotools would read a 4-number list
-    as a box); an instance with no valid polygon gives an all-zero mask.
-    """
+def segm_to_rle(segm: Union[list, dict], height: int, width: int) -> Optional[dict]:
+    """One COCO segmentation (polygons, uncompressed or compressed RLE) as a compressed RLE;
+    ``None`` for polygons of which none has 3 points or more (pycocotools would read a
+    4-number list as a box, so such polygons are ignored)."""
     if isinstance(segm, list):
         polys = [p for p in segm if len(p) >= 6]
         if not polys:
-            return np.zeros((height, width), dtype=np.uint8)
-        rle = mask_utils.merge(mask_utils.frPyObjects(polys, height, width))
-    elif isinstance(segm, dict) and 'counts' in segm:
+            return None
+        return mask_utils.merge(mask_utils.frPyObjects(polys, height, width))
+    if isinstance(segm, dict) and 'counts' in segm:
         if isinstance(segm['counts'], list):
-            rle = mask_utils.frPyObjects(segm, height, width)
-        else:
-            rle = segm
-        size = list(rle.get('size', ()))
-        if size != [height, width]:
-            raise ValueError(f'RLE size {size} does not match the image size [{height}, {width}]')
-    else:
-        raise TypeError(f'a COCO segmentation must be a list of polygons or an RLE dict with '
-                        f"'counts' and 'size', got {type(segm).__name__}: {str(segm)[:80]}")
+            return mask_utils.frPyObjects(segm, height, width)
+        return segm
+    raise TypeError(f'a COCO segmentation must be a list of polygons or an RLE dict with '
+                    f"'counts' and 'size', got {type(segm).__name__}: {str(segm)[:80]}")
+
+
+def segm_to_mask(segm: Union[list, dict], height: int, width: int) -> np.ndarray:
+    """Decode one COCO segmentation (see :func:`segm_to_rle`) to (H, W) uint8; an instance
+    with no valid polygon gives an all-zero mask."""
+    rle = segm_to_rle(segm, height, width)
+    if rle is None:
+        return np.zeros((height, width), dtype=np.uint8)
+    size = list(rle.get('size', ()))
+    if isinstance(segm, dict) and size != [height, width]:
+        raise ValueError(f'RLE size {size} does not match the image size [{height}, {width}]')
     with warnings.catch_warnings():  # pycocotools + NumPy 2: harmless __array__ copy warning
         warnings.simplefilter('ignore', DeprecationWarning)
         mask = mask_utils.decode(rle)

@@ -7,6 +7,7 @@ layout shared by mmdetection's CUDA op and torchvision.
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 
 import torch
 import torch.nn as nn
@@ -56,17 +57,17 @@ class _DeformConvBase(nn.Module):
         offset, mask = self._offset_and_mask(x)
         weight, bias = self.weight, self.bias
         device = x.device.type
+        in_float32 = nullcontext()
         if torch.is_autocast_enabled(device):
             # torchvision's CPU kernel has no bfloat16/float16 version: under autocast (mixed
             # precision training, --amp) the deformable conv runs in float32, as on CUDA
             x, offset, weight = x.float(), offset.float(), weight.float()
             bias = bias.float() if bias is not None else None
             mask = mask.float() if mask is not None else None
-            with torch.autocast(device, enabled=False):
-                return deform_conv2d(x, offset, weight, bias, stride=self.stride,
-                                     padding=self.padding, dilation=self.dilation, mask=mask)
-        return deform_conv2d(x, offset, weight, bias, stride=self.stride, padding=self.padding,
-                             dilation=self.dilation, mask=mask)
+            in_float32 = torch.autocast(device, enabled=False)
+        with in_float32:
+            return deform_conv2d(x, offset, weight, bias, stride=self.stride,
+                                 padding=self.padding, dilation=self.dilation, mask=mask)
 
 
 class DeformConvPack(_DeformConvBase):
