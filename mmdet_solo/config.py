@@ -12,6 +12,7 @@ everything else (lists, tuples, scalars) is replaced. A child dict with
 from __future__ import annotations
 
 import argparse
+import ast
 import copy
 import json
 import keyword
@@ -20,11 +21,11 @@ import os
 import os.path as osp
 import tempfile
 import types
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
 
 BASE_KEY = '_base_'
 DELETE_KEY = '_delete_'
-RESERVED_KEYS = ('filename', 'text', 'pretty_text')
+RESERVED_KEYS = ('filename', 'text', 'pretty_text', 'unread_names')
 SUPPORTED_EXTS = ('.py', '.json')
 _LINE_WIDTH = 88
 
@@ -197,6 +198,12 @@ def _exec_python(text: str, filename: str) -> Dict[str, Any]:
             if not k.startswith('__') and not isinstance(v, skip)}
 
 
+def _names_read(text: str) -> Set[str]:
+    """Every name the Python source ``text`` reads (``x`` in ``dict(**x)``, ``x + 'a'``...)."""
+    return {node.id for node in ast.walk(ast.parse(text))
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+
+
 def _parse_text(text: str, filename: str, ext: str) -> Dict[str, Any]:
     if ext == '.py':
         return _exec_python(text, filename)
@@ -226,11 +233,17 @@ def _base_paths(raw: Any, filename: str, base_dir: str) -> List[str]:
     return [osp.normpath(osp.join(base_dir, osp.expanduser(p))) for p in items]
 
 
+Loaded = Tuple[Dict[str, Any], List[str], List[Tuple[str, str]]]
+
+
 def _load_text(text: str, filename: str, ext: str, base_dir: str,
-               chain: Tuple[str, ...]) -> Tuple[Dict[str, Any], List[str]]:
-    """Parse ``text``, resolve its bases, and return (merged dict, texts in load order)."""
+               chain: Tuple[str, ...]) -> Loaded:
+    """Parse ``text``, resolve its bases, and return (merged dict, texts in load order,
+    (name, file) of every top-level name a file sets without reading it itself)."""
     own = _parse_text(text, filename, ext)
     raw_bases = own.pop(BASE_KEY, None)
+    read = _names_read(text) if ext == '.py' else set()
+    unread = [(k, filename) for k in own if k not in read]
     texts: List[str] = []
     merged: Dict[str, Any] = {}
     key_owner: Dict[str, str] = {}
@@ -243,7 +256,8 @@ def _load_text(text: str, filename: str, ext: str, base_dir: str,
             if not osp.isfile(path):
                 raise ConfigNotFoundError(
                     f'{filename} references {BASE_KEY} {path!r}, which does not exist')
-            base_dict, base_texts = _load_file(path, chain + (path,))
+            base_dict, base_texts, base_unread = _load_file(path, chain + (path,))
+            unread = base_unread + unread
             for k in base_dict:
                 if k in key_owner:
                     raise ConfigError(
@@ -259,10 +273,10 @@ def _load_text(text: str, filename: str, ext: str, base_dir: str,
         result.update(merge_dicts({k: v}, base_part, child_name=filename,
                                   base_name=key_owner.get(k, 'its base')))
     texts.append(f'# {filename}\n{text}')
-    return _strip_delete(result), texts
+    return _strip_delete(result), texts, unread
 
 
-def _load_file(path: str, chain: Tuple[str, ...]) -> Tuple[Dict[str, Any], List[str]]:
+def _load_file(path: str, chain: Tuple[str, ...]) -> Loaded:
     ext = _check_ext(path)
     with open(path, encoding='utf-8') as f:
         text = f.read()
@@ -358,7 +372,8 @@ class Config:
     """
 
     def __init__(self, cfg_dict: Optional[Mapping[str, Any]] = None,
-                 filename: Optional[str] = None, text: str = '') -> None:
+                 filename: Optional[str] = None, text: str = '',
+                 unread_names: Optional[Sequence[Tuple[str, str]]] = None) -> None:
         cfg_dict = {} if cfg_dict is None else cfg_dict
         if not isinstance(cfg_dict, Mapping):
             raise TypeError(f'cfg_dict must be a dict, got {type(cfg_dict).__name__}')
@@ -369,6 +384,8 @@ class Config:
         object.__setattr__(self, '_cfg_dict', ConfigDict(cfg_dict))
         object.__setattr__(self, '_filename', filename)
         object.__setattr__(self, '_text', text)
+        object.__setattr__(self, '_unread_names',
+                           None if unread_names is None else tuple(map(tuple, unread_names)))
 
     # ---- construction
     @staticmethod
@@ -378,8 +395,8 @@ class Config:
         _check_ext(path)
         if not osp.isfile(path):
             raise ConfigNotFoundError(f'config file not found: {filename}')
-        cfg, texts = _load_file(path, (path,))
-        return Config(cfg, filename=path, text='\n'.join(texts))
+        cfg, texts, unread = _load_file(path, (path,))
+        return Config(cfg, filename=path, text='\n'.join(texts), unread_names=unread)
 
     @staticmethod
     def fromstring(text: str, file_format: str = '.py', base_dir: Optional[str] = None
@@ -389,9 +406,9 @@ class Config:
         ext = file_format if file_format.startswith('.') else f'.{file_format}'
         _check_ext(f'string{ext}')
         name = f'<string{ext}>'
-        cfg, texts = _load_text(text, name, ext.lower(), osp.abspath(base_dir or os.getcwd()),
-                                (name,))
-        return Config(cfg, filename=None, text='\n'.join(texts))
+        cfg, texts, unread = _load_text(text, name, ext.lower(),
+                                        osp.abspath(base_dir or os.getcwd()), (name,))
+        return Config(cfg, filename=None, text='\n'.join(texts), unread_names=unread)
 
     # ---- properties
     @property
@@ -402,6 +419,12 @@ class Config:
     def text(self) -> str:
         """Source of the file and all its bases (bases first), each under a path comment."""
         return self._text
+
+    @property
+    def unread_names(self) -> Optional[Tuple[Tuple[str, str], ...]]:
+        """(name, file) of each top-level name a config file sets without reading it itself
+        (``None`` for a config not loaded from text); see ``apis.config_check``."""
+        return self._unread_names
 
     @property
     def pretty_text(self) -> str:
@@ -475,17 +498,19 @@ class Config:
 
     # ---- copying and pickling
     def __copy__(self) -> 'Config':
-        return Config(self._cfg_dict, self._filename, self._text)
+        return Config(self._cfg_dict, self._filename, self._text, self._unread_names)
 
     def __deepcopy__(self, memo: dict) -> 'Config':
-        return Config(copy.deepcopy(self._cfg_dict, memo), self._filename, self._text)
+        return Config(copy.deepcopy(self._cfg_dict, memo), self._filename, self._text,
+                      self._unread_names)
 
     def __getstate__(self) -> dict:
         return {'cfg_dict': self._cfg_dict.to_dict(), 'filename': self._filename,
-                'text': self._text}
+                'text': self._text, 'unread_names': self._unread_names}
 
     def __setstate__(self, state: dict) -> None:
-        Config.__init__(self, state['cfg_dict'], state['filename'], state['text'])
+        Config.__init__(self, state['cfg_dict'], state['filename'], state['text'],
+                        state.get('unread_names'))
 
     # ---- editing
     def merge_from_dict(self, options: Mapping[str, Any]) -> None:

@@ -8,7 +8,7 @@ import copy
 import difflib
 import importlib
 import inspect
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, FrozenSet, Iterable, Mapping, Optional
 
 
 class Registry:
@@ -77,6 +77,46 @@ class Registry:
         return build_from_cfg(cfg, self, default_args)
 
 
+def accepted_args(obj: Any) -> Optional[FrozenSet[str]]:
+    """The keyword arguments a class (its ``__init__``, following ``**kwargs`` up to the base
+    class that receives them) or a function accepts; ``None`` when anything is accepted."""
+    import torch.nn as nn
+    funcs = ([vars(c)['__init__'] for c in obj.__mro__ if '__init__' in vars(c)]
+             if inspect.isclass(obj) else [obj])
+    names: set = set()
+    for func in funcs:
+        if func in (object.__init__, nn.Module.__init__):
+            break  # they take no keyword arguments from a config
+        if not inspect.isfunction(func):
+            return None  # a builtin (e.g. dict) whose signature says nothing
+        try:
+            params = inspect.signature(func).parameters.values()
+        except (TypeError, ValueError):
+            return None
+        names.update(p.name for p in params
+                     if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            break
+    else:
+        return None
+    return frozenset(names - {'self'})
+
+
+def check_keys(cfg: Mapping[str, Any], allowed: Optional[Iterable[str]], where: str) -> None:
+    """Refuse a key of ``cfg`` that is not in ``allowed`` (``None``: anything goes), naming it,
+    ``where`` it is and the close matches: a typo must never fall back to a default silently."""
+    from .config import ConfigError
+    if allowed is None:
+        return
+    allowed = sorted(set(allowed))
+    for key in cfg:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=3, cutoff=0.6)
+            hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ''
+            raise ConfigError(f"{where}: unknown key '{key}'{hint}; it takes "
+                              f"{', '.join(allowed) or 'no keys'}")
+
+
 def build_from_cfg(cfg: dict, registry: Registry, default_args: Optional[dict] = None) -> Any:
     """Build ``registry[cfg['type']](**rest_of_cfg, **default_args)``."""
     if not isinstance(cfg, dict):
@@ -90,6 +130,8 @@ def build_from_cfg(cfg: dict, registry: Registry, default_args: Optional[dict] =
             args.setdefault(k, v)
     obj_type = args.pop('type')
     obj_cls = registry.resolve(obj_type) if isinstance(obj_type, str) else obj_type
+    check_keys(args, accepted_args(obj_cls),
+               f'{registry.name} {getattr(obj_cls, "__name__", obj_cls)}')
     try:
         return obj_cls(**args)
     except TypeError as e:

@@ -2,9 +2,10 @@
 import collections
 
 import pytest
+import torch
 
-from mmdet_solo.config import ConfigDict
-from mmdet_solo.registry import Registry, build_from_cfg
+from mmdet_solo.config import ConfigDict, ConfigError
+from mmdet_solo.registry import Registry, accepted_args, build_from_cfg
 
 
 @pytest.fixture
@@ -135,6 +136,32 @@ def test_cfg_must_be_a_dict(heads):
         heads.build([('type', 'SOLOHead')])
 
 
-def test_constructor_error_names_the_class(heads):
-    with pytest.raises(TypeError, match=r'head: building SOLOHead failed: .*unexpected keyword'):
+def test_unknown_argument_names_the_class_and_close_matches(heads):
+    with pytest.raises(ConfigError, match=r"head SOLOHead: unknown key 'bogus'; it takes "
+                                          r'in_channels, num_classes, sub'):
         heads.build(dict(type='SOLOHead', num_classes=80, bogus=1))
+    with pytest.raises(ConfigError, match=r"unknown key 'num_clases' \(did you mean "
+                                          r"'num_classes'\?\)"):
+        heads.build(dict(type='SOLOHead', num_clases=80))
+
+
+def test_constructor_error_names_the_class(heads):
+    with pytest.raises(TypeError, match=r'head: building SOLOHead failed: .*required'):
+        heads.build(dict(type='SOLOHead'))
+
+
+def test_accepted_args_follow_kwargs_to_the_base_class():
+    class Base(torch.nn.Module):
+        def __init__(self, depth: int = 1, frozen: bool = False):
+            super().__init__()
+
+    class Child(Base):
+        def __init__(self, groups: int = 1, **kwargs):
+            super().__init__(**kwargs)
+
+    def anything(**kwargs):
+        return kwargs
+
+    assert accepted_args(Child) == {'groups', 'depth', 'frozen'}
+    assert accepted_args(anything) is None
+    assert accepted_args(collections.OrderedDict) is None

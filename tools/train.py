@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from mmdet_solo.config import Config, ConfigError, DictAction
+from mmdet_solo.config import ConfigError, DictAction
 
 CHECKPOINT_GLOB = '*.pth'
 
@@ -32,7 +32,7 @@ def _add(parser: argparse.ArgumentParser, name: str, **kwargs) -> None:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    from mmdet_solo.apis.train import CFG_OPTIONS_RULE
+    from mmdet_solo.apis.config_check import CFG_OPTIONS_RULE
     parser = argparse.ArgumentParser(
         description='Train a detector', formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog='Options may be written with "_" or "-" (--work_dir or --work-dir).')
@@ -78,7 +78,8 @@ def _existing_checkpoints(work_dir: str) -> list:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from mmdet_solo.apis.train import check_cfg_options, train_detector
+    from mmdet_solo.apis.config_check import framework_keys, load_config
+    from mmdet_solo.apis.train import train_detector
     from mmdet_solo.datasets import build_dataset
     from mmdet_solo.engine.dist import get_dist_info, init_dist
     from mmdet_solo.models import build_detector
@@ -90,10 +91,7 @@ def main(argv=None) -> int:
         return 2
 
     try:
-        cfg = Config.fromfile(args.config)
-        if args.cfg_options:
-            check_cfg_options(cfg, args.cfg_options)
-            cfg.merge_from_dict(args.cfg_options)
+        cfg = load_config(args.config, args.cfg_options)
     except ConfigError as e:
         return fail(str(e))
 
@@ -161,7 +159,7 @@ def main(argv=None) -> int:
     logger = get_root_logger(osp.join(cfg.work_dir, f'{timestamp}.log'),
                              cfg.get('log_level', 'INFO'))
     if rank == 0:
-        cfg.dump(osp.join(cfg.work_dir, osp.basename(args.config)))
+        framework_keys(cfg).dump(osp.join(cfg.work_dir, osp.basename(args.config)))
     logger.info('Environment:\n' + format_env())
     logger.info(f'Distributed training: {distributed} ({world_size} process(es))')
     if moved_aside:

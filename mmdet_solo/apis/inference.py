@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 
 from ..config import Config
+from .config_check import load_config
 from ..datasets.class_names import COCO_CLASSES
 from ..datasets.collate import collate
 from ..datasets.pipelines import Compose
@@ -53,13 +54,9 @@ def init_detector(config: Union[str, Config], checkpoint: Optional[str] = None,
     A checkpoint that fills less than half of the model's parameters (weights of another
     architecture) is refused unless ``allow_partial``.
     """
-    if isinstance(config, str):
-        config = Config.fromfile(config)
-    elif not isinstance(config, Config):
+    if not isinstance(config, (str, Config)):
         raise TypeError(f'init_detector: config must be a file path or a Config, got {type(config).__name__}')
-    cfg = copy.deepcopy(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    cfg = load_config(config, cfg_options)
     device = _check_device(device)
     cfg.model.pretrained = None
     model = build_detector(cfg.model, test_cfg=cfg.get('test_cfg'))

@@ -161,18 +161,16 @@ def prepare_test(config: str, checkpoint: str, cfg_options: Optional[dict] = Non
     """
     import copy
 
-    from ..config import Config
     from ..datasets import build_dataset
     from ..engine.dist import init_dist
+    from .config_check import load_config
     from .inference import init_detector
 
     if not osp.isfile(config):
         raise FileNotFoundError(f'config file not found: {config!r}')
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint file not found: {checkpoint!r}')
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    cfg = load_config(config, cfg_options)
     if not isinstance(cfg.get('data'), dict) or not isinstance(cfg.data.get('test'), dict):
         raise KeyError(f'{config}: the config needs a data.test dataset dict')
     distributed = launcher != 'none'

@@ -1,76 +1,21 @@
 """``train_detector``: data loaders, optimizer, trainer and hooks from a config, then train."""
 from __future__ import annotations
 
-import difflib
 import os.path as osp
 import time
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 import torch.nn as nn
 
 import mmdet_solo
-from ..config import Config, ConfigError
+from ..config import Config
 from ..engine.dist import get_dist_info
 from ..engine.hooks import (LOGGER_HOOK_TYPES, CheckpointHook, EvalHook, IterTimerHook,
                             LrUpdaterHook, OptimizerHook, TensorboardLoggerHook, TextLoggerHook)
 from ..engine.optim import build_optimizer
 from ..engine.trainer import EpochBasedTrainer
 from ..utils.logger import get_root_logger
-
-# Top-level keys the training code reads although the base configs may not set them; an
-# override may create these. Any other new top-level key is taken for a typo.
-OPTIONAL_TOP_LEVEL_KEYS = ('evaluation', 'fp16', 'channels_last', 'seed', 'gpus', 'work_dir',
-                           'resume_from', 'load_from', 'find_unused_parameters', 'deterministic',
-                           'auto_resume', 'cudnn_benchmark', 'log_level', 'total_epochs',
-                           'dist_params', 'checkpoint_config', 'optimizer_config', 'lr_config',
-                           'log_config')
-
-CFG_OPTIONS_RULE = (
-    'Each KEY is a dotted path into the config (list items by index, e.g. '
-    'data.train.pipeline.2.img_scale). Every component but the last must already exist; the '
-    'last may be new only inside an existing dict (e.g. optimizer.nesterov=True). A '
-    'top-level key the config lacks is accepted only for the optional settings '
-    f"{', '.join(OPTIONAL_TOP_LEVEL_KEYS[:6])}, ... (e.g. evaluation.interval=1); anything "
-    'else is refused as a probable typo.')
-
-
-def check_cfg_options(cfg: Config, options: Mapping[str, Any]) -> None:
-    """Refuse ``--cfg-options`` keys that do not name something in ``cfg`` (see
-    :data:`CFG_OPTIONS_RULE`); raises :class:`~mmdet_solo.config.ConfigError`."""
-    for dotted in options:
-        parts = str(dotted).split('.')
-        node: Any = cfg.to_dict()
-        for depth, part in enumerate(parts):
-            prefix = '.'.join(parts[:depth + 1])
-            last = depth == len(parts) - 1
-            if isinstance(node, list):
-                try:
-                    idx = int(part)
-                except ValueError:
-                    raise ConfigError(f"--cfg-options '{dotted}': '{'.'.join(parts[:depth])}' is "
-                                      f"a list, so '{part}' must be an integer index") from None
-                if not -len(node) <= idx < len(node):
-                    raise ConfigError(f"--cfg-options '{dotted}': index {idx} out of range for "
-                                      f"'{'.'.join(parts[:depth])}' (length {len(node)})")
-                node = node[idx]
-                continue
-            if not isinstance(node, dict):
-                raise ConfigError(f"--cfg-options '{dotted}': '{'.'.join(parts[:depth])}' holds "
-                                  f'a {type(node).__name__}, not a dict or list')
-            if part in node:
-                node = node[part]
-                continue
-            if depth == 0 and part in OPTIONAL_TOP_LEVEL_KEYS:
-                break  # a known optional top-level setting, created by the override
-            if last and depth > 0:
-                break  # a new key inside an existing dict
-            close = difflib.get_close_matches(part, [str(k) for k in node], n=3, cutoff=0.6)
-            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ''
-            where = f"'{'.'.join(parts[:depth])}'" if depth else 'the config'
-            raise ConfigError(f"--cfg-options '{dotted}': {where} has no key '{part}'.{hint} "
-                              f'Rule: {CFG_OPTIONS_RULE}')
-
 
 def _logger_hooks(cfg: Config, work_dir: str, timestamp: str) -> List[Any]:
     hooks = []
@@ -172,4 +117,4 @@ def _classes(dataset) -> Optional[List[str]]:
     return list(classes) if classes is not None else None
 
 
-__all__ = ['train_detector', 'check_cfg_options', 'CFG_OPTIONS_RULE']
+__all__ = ['train_detector']

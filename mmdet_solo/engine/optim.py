@@ -13,6 +13,15 @@ def _optimizer_classes() -> dict:
             and obj is not torch.optim.Optimizer}
 
 
+def optimizer_class(name: str) -> type:
+    """The ``torch.optim`` optimizer class called ``name``."""
+    classes = _optimizer_classes()
+    if name not in classes:
+        raise KeyError(f"optimizer type '{name}' is not in torch.optim "
+                       f"(available: {', '.join(sorted(classes))})")
+    return classes[name]
+
+
 def build_optimizer(model: nn.Module, cfg: dict) -> torch.optim.Optimizer:
     """Any ``torch.optim`` optimizer by name, over all parameters of ``model`` (as the original:
     frozen parameters are included and simply never get a gradient)."""
@@ -22,17 +31,14 @@ def build_optimizer(model: nn.Module, cfg: dict) -> torch.optim.Optimizer:
     name = args.pop('type')
     if args.pop('paramwise_options', None):
         raise NotImplementedError('optimizer.paramwise_options is not supported')
-    classes = _optimizer_classes()
-    if name not in classes:
-        raise KeyError(f"optimizer type '{name}' is not in torch.optim "
-                       f"(available: {', '.join(sorted(classes))})")
+    cls = optimizer_class(name)
     if 'lr' not in args:
         raise ValueError(f"optimizer config {cfg!r} needs an 'lr'")
     model = model.module if hasattr(model, 'module') else model
     try:
-        return classes[name](model.parameters(), **args)
+        return cls(model.parameters(), **args)
     except TypeError as e:
         raise TypeError(f'building optimizer {name} from {cfg!r} failed: {e}') from e
 
 
-__all__ = ['build_optimizer']
+__all__ = ['build_optimizer', 'optimizer_class']

@@ -6,7 +6,7 @@ import os.path as osp
 
 import pytest
 
-from mmdet_solo.apis.train import check_cfg_options
+from mmdet_solo.apis.config_check import check_cfg_options
 from mmdet_solo.config import Config, ConfigError
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
