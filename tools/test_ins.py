@@ -45,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
                help='only write COCO-format result JSONs (RLE masks), e.g. for test-dev')
     p.add_argument('--jsonfile-prefix', '--jsonfile_prefix', dest='jsonfile_prefix',
                help='write PREFIX.segm.json and PREFIX.bbox.json')
-    p.add_argument('--show', action='store_true', help='show each drawn result in a window')
+    p.add_argument('--show', action='store_true',
+                   help='show each drawn result in a window (OpenCV, else matplotlib); where '
+                        'none can open, says so and only writes --show-dir')
     p.add_argument('--show-dir', '--show_dir', dest='show_dir',
                help='write one drawn result per test image to this folder')
     p.add_argument('--show-score-thr', '--show_score_thr', '--score_thr', '--score-thr',
@@ -95,6 +97,12 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     if not (args.out or args.eval or args.format_only or args.show or args.show_dir):
         parser.error('nothing to do: give at least one of --out, --eval, --format-only, --show, '
                      '--show-dir')
+    from mmdet_solo.apis.test import check_show
+    try:
+        args.show = check_show(args.show, f'--show-dir {args.show_dir}' if args.show_dir else None,
+                               more_to_do=bool(args.out or args.eval or args.format_only))
+    except ValueError as e:
+        parser.error(str(e))
     from mmdet_solo.utils.misc import check_writable
     # (the metrics JSON beside the checkpoint is optional: a read-only folder only warns)
     outputs = [(args.out, '--out'), (args.show_dir, '--show-dir')]

@@ -24,7 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help='folder for the drawn images (one per test image)')
     p.add_argument('--score_thr', '--score-thr', dest='score_thr', type=float, default=0.3,
                    help='draw instances scoring above this (default 0.3)')
-    p.add_argument('--show', action='store_true', help='also show each image in a window')
+    p.add_argument('--show', action='store_true',
+                   help='also show each image in a window (OpenCV, else matplotlib); where '
+                        'none can open, says so and only writes --save_dir')
     p.add_argument('--device', help="default: 'cuda:0' if available, else 'cpu'")
     p.add_argument('--allow-partial', '--allow_partial', dest='allow_partial', action='store_true',
                    help='run with a checkpoint that fills less than half of the model (weights '
@@ -42,8 +44,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if osp.isfile(args.save_dir):
         parser.error(f'--save_dir {args.save_dir!r} is a file, not a folder')
 
-    from mmdet_solo.apis.test import check_draw_dir, prepare_test, single_gpu_test
+    from mmdet_solo.apis.test import check_draw_dir, check_show, prepare_test, single_gpu_test
     from mmdet_solo.datasets import build_test_dataloader
+
+    show = check_show(args.show, drawn_to=f'--save_dir {args.save_dir}')
 
     cfg, model, dataset, _ = prepare_test(args.config, args.checkpoint, args.cfg_options,
                                           'none', args.device, args.allow_partial)
@@ -57,7 +61,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     os.makedirs(args.save_dir, exist_ok=True)
     loader = build_test_dataloader(dataset, cfg.data, 'test')
     print(f'classes: {list(model.CLASSES) if model.CLASSES is not None else None}', flush=True)
-    single_gpu_test(model, loader, show=args.show, show_dir=args.save_dir,
+    single_gpu_test(model, loader, show=show, show_dir=args.save_dir,
                     score_thr=args.score_thr)
     print(f'{len(dataset)} drawn images written to {args.save_dir}', flush=True)
     return 0

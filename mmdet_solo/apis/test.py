@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import os.path as osp
+import sys
 import warnings
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -18,10 +19,11 @@ import torch.nn as nn
 from ..engine.testing import run_test
 from ..engine.trainer import unwrap_model
 from ..structures.results import EncodedInstanceResult
+from ..utils.display import open_window
 from ..utils.visualization import show_result_ins
 
 __all__ = ['EncodedInstanceResult', 'single_gpu_test', 'multi_gpu_test', 'result_to_dict',
-           'check_classes', 'check_draw_dir', 'prepare_test']
+           'check_classes', 'check_draw_dir', 'check_show', 'prepare_test']
 
 
 def result_to_dict(result: Any) -> Dict[str, Any]:
@@ -87,15 +89,44 @@ def _drawer(model: nn.Module, dataset: Any, show: bool, show_dir: Optional[str],
                            "keep 'filename' in Collect's meta_keys")
         out_file = osp.join(show_dir, _rel_name(dataset, idx, meta)) if show_dir else None
         drawn = show_result_ins(img_path, result, names, score_thr=score_thr, out_file=out_file)
-        if show:
-            import cv2
-            try:
-                cv2.imshow(osp.basename(img_path), drawn)
-                cv2.waitKey(0)
-            except cv2.error as e:
-                raise RuntimeError(f'--show: cannot open a window ({e}); on a machine without '
-                                   'a display use --show-dir DIR instead') from e
+        if window is not None:
+            window.show(drawn, osp.basename(img_path))
+
+    window = None
+    if show:
+        window, why_not = open_window()
+        if window is None:
+            raise RuntimeError(f'show=True: no window can open here: {why_not}; write the '
+                               'drawn images to a folder with show_dir instead')
     return draw
+
+
+def check_show(show: bool, drawn_to: Optional[str] = None, more_to_do: bool = False) -> bool:
+    """Whether ``--show`` can open windows on this machine. Where it cannot, print why and go
+    on without windows when the drawn images also go to ``drawn_to`` (e.g. ``'--show-dir
+    vis/'``) or the run has ``more_to_do`` (``--eval``...); else raise ``ValueError``."""
+    if not show:
+        return False
+    window, why_not = open_window()
+    if window is not None:
+        return True
+    if not (drawn_to or more_to_do):
+        raise ValueError(f'--show: no window can open here: {why_not}; use --show-dir DIR to '
+                         'write the drawn images instead')
+    then = (f'the drawn images are only written to {drawn_to}' if drawn_to
+            else 'going on without showing them')
+    print(f'warning: --show: no window can open here: {why_not}; {then}', file=sys.stderr,
+          flush=True)
+    return False
+    window, why_not = open_window()
+    if window is not None:
+        return True
+    if not elsewhere:
+        raise ValueError(f'--show: no window can open here: {why_not}; use --show-dir DIR to '
+                         'write the drawn images instead')
+    print(f'warning: --show: no window can open here: {why_not}; the drawn images are only '
+          f'written to {elsewhere}', file=sys.stderr, flush=True)
+    return False
 
 
 def check_draw_dir(dataset: Any, folder: str, option: str) -> None:

@@ -380,3 +380,20 @@ def test_vis_uses_checkpoint_class_names(setup, tmp_path, monkeypatch):
     assert sorted(os.listdir(save_dir)) == sorted(os.path.basename(p)
                                                   for p in setup['info']['image_files'])
     assert sum(c['n'] for c in calls) > 0
+
+
+def test_show_without_a_display_still_writes_the_images(setup, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv('DISPLAY', raising=False)
+    monkeypatch.delenv('WAYLAND_DISPLAY', raising=False)
+    save_dir = tmp_path / 'vis'
+    assert _load_tool('test_ins_vis').main([setup['config'], setup['ckpt'], '--save_dir',
+                                            str(save_dir), '--show']) == 0
+    err = capsys.readouterr().err
+    assert '--show: no window can open here: there is no display' in err
+    assert f'only written to --save_dir {save_dir}' in err
+    assert len(os.listdir(save_dir)) == NUM_IMAGES
+    # with nothing else to do, test_ins.py --show stops before loading anything
+    with pytest.raises(SystemExit) as e:
+        _load_tool('test_ins').main([setup['config'], setup['ckpt'], '--show'])
+    assert e.value.code == 2
+    assert 'use --show-dir DIR' in capsys.readouterr().err
