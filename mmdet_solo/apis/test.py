@@ -118,15 +118,6 @@ def check_show(show: bool, drawn_to: Optional[str] = None, more_to_do: bool = Fa
     print(f'warning: --show: no window can open here: {why_not}; {then}', file=sys.stderr,
           flush=True)
     return False
-    window, why_not = open_window()
-    if window is not None:
-        return True
-    if not elsewhere:
-        raise ValueError(f'--show: no window can open here: {why_not}; use --show-dir DIR to '
-                         'write the drawn images instead')
-    print(f'warning: --show: no window can open here: {why_not}; the drawn images are only '
-          f'written to {elsewhere}', file=sys.stderr, flush=True)
-    return False
 
 
 def check_draw_dir(dataset: Any, folder: str, option: str) -> None:
