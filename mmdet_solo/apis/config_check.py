@@ -46,6 +46,7 @@ DATA_KEYS = ('imgs_per_gpu', 'samples_per_gpu', 'workers_per_gpu', 'train', 'val
 FP16_KEYS = ('loss_scale',)
 DIST_PARAMS_KEYS = ('backend',)
 LOG_CONFIG_KEYS = ('interval', 'hooks')
+OPTIMIZER_CONFIG_KEYS = ('grad_clip',)
 
 # the registry of a ``type``-dict by the key that holds it
 CHILD_REGISTRIES = {'backbone': BACKBONES, 'neck': NECKS, 'bbox_head': HEADS,
@@ -152,7 +153,7 @@ def check_runtime(cfg: Config) -> None:
             cls = optimizer_class(opt['type'])
             check_keys({k: v for k, v in opt.items() if k != 'type'},
                        _hook_args(cls, ['params']), f"optimizer ({opt['type']})")
-    fixed = {'optimizer_config': _hook_args(hooks.OptimizerHook),
+    fixed = {'optimizer_config': OPTIMIZER_CONFIG_KEYS,
              'lr_config': _hook_args(hooks.LrUpdaterHook),
              'checkpoint_config': _hook_args(hooks.CheckpointHook),
              'log_config': LOG_CONFIG_KEYS, 'fp16': FP16_KEYS, 'dist_params': DIST_PARAMS_KEYS}

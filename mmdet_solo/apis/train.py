@@ -11,8 +11,8 @@ import torch.nn as nn
 import mmdet_solo
 from ..config import Config
 from ..engine.dist import get_dist_info
-from ..engine.hooks import (LOGGER_HOOK_TYPES, CheckpointHook, EvalHook, IterTimerHook,
-                            LrUpdaterHook, OptimizerHook, TensorboardLoggerHook, TextLoggerHook)
+from ..engine.hooks import (LOGGER_HOOK_TYPES, CheckpointHook, EvalHook, LrUpdaterHook,
+                            TensorboardLoggerHook, TextLoggerHook)
 from ..engine.optim import build_optimizer
 from ..engine.trainer import EpochBasedTrainer
 from ..utils.logger import get_root_logger
@@ -86,13 +86,12 @@ def train_detector(model: nn.Module, dataset, cfg: Config, distributed: bool = F
         model, optimizer, work_dir, max_epochs=cfg.total_epochs, logger=logger,
         log_interval=cfg.log_config.get('interval', 50), amp=cfg.get('fp16'),
         channels_last=bool(cfg.get('channels_last', False)),
+        grad_clip=(cfg.get('optimizer_config') or {}).get('grad_clip'),
         meta=dict(meta or {}, mmdet_solo_version=mmdet_solo.__version__,
                   config=cfg.pretty_text, CLASSES=_classes(dataset), seed=cfg.get('seed')))
 
-    # the hooks, in calling order
+    # the hooks (called by priority: the lr first, the loggers last)
     trainer.register_hook(LrUpdaterHook(**cfg.lr_config))
-    trainer.register_hook(OptimizerHook(**(cfg.get('optimizer_config') or {})))
-    trainer.register_hook(IterTimerHook())
     trainer.register_hook(CheckpointHook(**(cfg.get('checkpoint_config') or {})))
     if validate:
         trainer.register_hook(_eval_hook(cfg, distributed))

@@ -1,5 +1,6 @@
-"""Training hooks (mmcv 0.2.16 semantics). Each overrides some of the six hook points of
-:class:`~mmdet_solo.engine.trainer.EpochBasedTrainer`; the trainer calls them in list order."""
+"""Training hooks (mmcv 0.2.16 semantics): the lr schedule, checkpoints, evaluation and logging.
+Each overrides some of the six hook points of :class:`~mmdet_solo.engine.trainer.EpochBasedTrainer`
+(the optimizer step is the trainer's own ``run_step``); no hook depends on another's position."""
 from __future__ import annotations
 
 import datetime
@@ -12,16 +13,18 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import torch
-from torch.nn.utils import clip_grad_norm_
 
-from ..registry import HOOKS
 from ..utils.misc import preserved_rng_state
 from .dist import barrier
 from .testing import run_test
 
 
 class Hook:
-    """Base class: every hook point does nothing."""
+    """Base class: every hook point does nothing. The trainer calls hooks by ``priority``
+    (lower first; equal priorities in registration order): the lr is set before anything else
+    runs, the loggers run after everything else, whatever order they were registered in."""
+
+    priority = 50
 
     def before_run(self, trainer) -> None: ...
     def before_epoch(self, trainer) -> None: ...
@@ -32,7 +35,6 @@ class Hook:
 
 
 # ------------------------------------------------------------------------------------ lr
-@HOOKS.register_module()
 class LrUpdaterHook(Hook):
     """``lr_config = dict(policy='step', step=[9, 11], gamma=0.1, warmup='linear',
     warmup_iters=500, warmup_ratio=1/3)`` or ``dict(policy='CosineAnnealing', min_lr_ratio=0.01,
@@ -50,6 +52,7 @@ class LrUpdaterHook(Hook):
       ``regular_lr * warmup_ratio``; ``'exp'`` uses ``regular_lr * warmup_ratio**(1 - i/warmup_iters)``.
     """
 
+    priority = 10
     POLICIES = ('step', 'CosineAnnealing')
 
     def __init__(self, policy: str = 'step', step: Union[int, Sequence[int], None] = None,
@@ -136,59 +139,7 @@ class LrUpdaterHook(Hook):
             self._set_lr(trainer, self.regular_lr)
 
 
-# ----------------------------------------------------------------------------- optimizer
-@HOOKS.register_module()
-class OptimizerHook(Hook):
-    """Backward, optional gradient clipping (``clip_grad_norm_`` over the parameters that have a
-    gradient; the norm is logged as ``grad_norm``) and the optimizer step. With the trainer's
-    AMP ``GradScaler`` the loss is scaled and the gradients unscaled before clipping."""
-
-    def __init__(self, grad_clip: Optional[dict] = None) -> None:
-        if grad_clip is not None and 'max_norm' not in grad_clip:
-            raise ValueError(f"optimizer_config.grad_clip needs 'max_norm', got {grad_clip!r}")
-        self.grad_clip = dict(grad_clip) if grad_clip is not None else None
-
-    def clip_grads(self, params) -> Optional[float]:
-        params = [p for p in params if p.requires_grad and p.grad is not None]
-        if not params:
-            return None
-        return float(clip_grad_norm_(params, **self.grad_clip))
-
-    def after_iter(self, trainer) -> None:
-        optimizer, scaler = trainer.optimizer, trainer.scaler
-        optimizer.zero_grad()
-        loss = trainer.outputs['loss']
-        (scaler.scale(loss) if scaler is not None else loss).backward()
-        if self.grad_clip is not None:
-            if scaler is not None:
-                scaler.unscale_(optimizer)
-            grad_norm = self.clip_grads(trainer.model.parameters())
-            if grad_norm is not None:
-                trainer.log_buffer.update({'grad_norm': grad_norm})
-        if scaler is not None:
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            optimizer.step()
-
-
-# --------------------------------------------------------------------------------- timer
-@HOOKS.register_module()
-class IterTimerHook(Hook):
-    """Records ``time`` (seconds per iteration, data loading included) in the log buffer.
-    List it after the OptimizerHook and before the logger hooks."""
-
-    def before_epoch(self, trainer) -> None:
-        self._t = time.time()
-
-    def after_iter(self, trainer) -> None:
-        now = time.time()
-        trainer.log_buffer.update({'time': now - self._t})
-        self._t = now
-
-
 # ---------------------------------------------------------------------------- checkpoint
-@HOOKS.register_module()
 class CheckpointHook(Hook):
     """Every ``interval`` epochs (and after the last one) writes ``epoch_N.pth`` and
     ``latest.pth`` to ``out_dir`` (default: the work dir), atomically. ``max_keep_ckpts > 0``
@@ -222,7 +173,6 @@ class CheckpointHook(Hook):
 
 
 # ------------------------------------------------------------------------------ evaluation
-@HOOKS.register_module()
 class EvalHook(Hook):
     """Every ``interval`` epochs: the test loop (:func:`~mmdet_solo.engine.testing.run_test`,
     results RLE-encoded as they leave the model) over the val loader, each rank its share;
@@ -278,6 +228,8 @@ class LoggerHook(Hook):
     """Base of the logger hooks: on rank 0, at every log window of the trainer and after each
     evaluation, builds a record and passes it to :meth:`log`."""
 
+    priority = 90
+
     def __init__(self, interval: Optional[int] = None) -> None:
         self.interval = interval  # informational; the trainer's log_interval decides
         self._run_start = 0.0
@@ -317,7 +269,6 @@ class LoggerHook(Hook):
             self.log(trainer, record)
 
 
-@HOOKS.register_module()
 class TextLoggerHook(LoggerHook):
     """Log lines to the logger (console and ``<timestamp>.log``) and one JSON object per line
     to ``json_file`` (``work_dir/<timestamp>.log.json``), mmcv style."""
@@ -360,7 +311,6 @@ class TextLoggerHook(LoggerHook):
         self._dump({k: v for k, v in record.items() if k != 'eta_seconds'})
 
 
-@HOOKS.register_module()
 class TensorboardLoggerHook(LoggerHook):
     """Scalars to TensorBoard (``log_dir``, default ``work_dir/tf_logs``); skipped with a
     warning when tensorboard is not installed."""
@@ -401,6 +351,6 @@ class TensorboardLoggerHook(LoggerHook):
 
 LOGGER_HOOK_TYPES = ('TextLoggerHook', 'TensorboardLoggerHook')
 
-__all__ = ['Hook', 'LrUpdaterHook', 'OptimizerHook', 'IterTimerHook', 'CheckpointHook',
+__all__ = ['Hook', 'LrUpdaterHook', 'CheckpointHook',
            'EvalHook', 'LoggerHook', 'TextLoggerHook', 'TensorboardLoggerHook',
            'LOGGER_HOOK_TYPES']

@@ -8,18 +8,24 @@ Reading order::
             sampler.set_epoch(epoch); model.train()
             before_epoch
             for each batch:
-                before_iter
-                outputs = train_step(batch)          forward + loss check (no backward)
-                after_iter                           OptimizerHook does backward/clip/step here
+                before_iter                          the lr for this iteration
+                outputs = run_step(batch)            forward, losses, backward, clip, step
+                log_buffer += losses, grad_norm, time, data_time
+                after_iter                           log lines
             after_epoch                              checkpoint, evaluation, epoch log lines
         after_run
+
+:meth:`EpochBasedTrainer.run_step` is the one place the optimizer steps. Everything an
+iteration logs is in ``log_buffer`` before any ``after_iter`` hook runs, so the order of the
+hooks does not change what is logged.
 
 Counters (mmcv's): ``epoch`` is the number of finished epochs (so during an epoch it is the
 0-based index of the running one, and in ``after_epoch`` it is already incremented),
 ``iter`` is the number of finished iterations (the 0-based index of the running one during
 an iteration), ``inner_iter`` is the 0-based index of the running iteration in its epoch.
 
-Hooks are called in the order they were registered; ``apis.train_detector`` lists them.
+Hooks are called by their ``priority`` (the lr schedule first, the loggers last), so the order
+in which ``apis.train_detector`` registers them does not matter.
 """
 from __future__ import annotations
 
@@ -35,6 +41,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional
 
 import torch
 import torch.nn as nn
+from torch.nn.utils import clip_grad_norm_
 
 from ..utils.checkpoint import load_checkpoint, remove_stale_temp_checkpoints, save_checkpoint
 from ..utils.misc import get_rng_state, set_rng_state
@@ -140,17 +147,24 @@ class EpochBasedTrainer:
         channels_last: keep the model's 4-D weights and the input images in the
             ``torch.channels_last`` memory format (same maths, faster convolutions on CPUs
             and tensor-core GPUs; the rounding of the sums can differ slightly).
+        grad_clip: ``optimizer_config.grad_clip``: ``None`` or the arguments of
+            ``clip_grad_norm_`` (``max_norm``, ``norm_type``), applied to the parameters that
+            have a gradient; the norm before clipping is logged as ``grad_norm``.
         meta: copied into every checkpoint's meta (config text, CLASSES, seed, ...).
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, work_dir: str,
                  max_epochs: int, logger: Optional[logging.Logger] = None,
                  log_interval: int = 50, amp: Optional[dict] = None,
-                 channels_last: bool = False, meta: Optional[dict] = None) -> None:
+                 channels_last: bool = False, grad_clip: Optional[dict] = None,
+                 meta: Optional[dict] = None) -> None:
         if not isinstance(max_epochs, int) or max_epochs < 1:
             raise ValueError(f'max_epochs (total_epochs) must be a positive int, got {max_epochs!r}')
         if not isinstance(log_interval, int) or log_interval < 1:
             raise ValueError(f'log_interval must be a positive int, got {log_interval!r}')
+        if grad_clip is not None and 'max_norm' not in grad_clip:
+            raise ValueError(f"optimizer_config.grad_clip needs 'max_norm', got {grad_clip!r}")
+        self.grad_clip = dict(grad_clip) if grad_clip is not None else None
         self.model = model
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         if channels_last:
@@ -189,9 +203,12 @@ class EpochBasedTrainer:
 
     # ------------------------------------------------------------------------------ hooks
     def register_hook(self, hook: Any) -> None:
+        """Add ``hook``; hooks are called by their ``priority`` (default 50, lower first),
+        equal priorities in registration order."""
         if not any(callable(getattr(hook, p, None)) for p in HOOK_POINTS):
             raise TypeError(f'{hook!r} has none of the hook methods {HOOK_POINTS}')
         self.hooks.append(hook)
+        self.hooks.sort(key=lambda h: getattr(h, 'priority', 50))  # stable
 
     def call_hook(self, point: str) -> None:
         for hook in self.hooks:
@@ -235,11 +252,13 @@ class EpochBasedTrainer:
         tick = time.time()
         for i, batch in enumerate(data_loader):
             self.inner_iter = i
-            self.log_buffer.update({'data_time': time.time() - tick})
+            data_time = time.time() - tick
             self.call_hook('before_iter')
-            self.outputs = self.train_step(batch)
-            self.log_buffer.update(self.outputs['log_vars'])
-            self.call_hook('after_iter')  # OptimizerHook steps, IterTimerHook, loggers
+            self.outputs = self.run_step(batch)
+            now = time.time()
+            self.log_buffer.update(dict(self.outputs['log_vars'], data_time=data_time,
+                                        time=now - tick))
+            self.call_hook('after_iter')
             if self.should_log():
                 self.log_buffer.clear()
             self.iter += 1
@@ -247,8 +266,11 @@ class EpochBasedTrainer:
         self.epoch += 1
         self.call_hook('after_epoch')
 
-    def train_step(self, batch: Dict[str, Any]) -> Dict[str, Any]:
-        """Forward and loss of one batch; raises :class:`NonFiniteLossError` on NaN/inf."""
+    def run_step(self, batch: Dict[str, Any]) -> Dict[str, Any]:
+        """One training iteration: the batch to the device, forward under autocast, the
+        losses summed and checked (:class:`NonFiniteLossError` on NaN/inf), backward (scaled
+        with AMP on CUDA), gradient clipping, optimizer step. Returns the loss, the logged
+        values (losses averaged over the processes, ``grad_norm``) and the batch size."""
         batch = move_to_device(batch, self.device)
         img = batch.get('img')
         if isinstance(img, torch.Tensor) and img.dim() == 4:
@@ -258,6 +280,27 @@ class EpochBasedTrainer:
         with autocast:
             losses = self.model(**batch)
         loss, log_vars = parse_losses(losses)
+        log_vars = self._checked_log_vars(log_vars)
+
+        self.optimizer.zero_grad()
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+        if self.grad_clip is not None:
+            if self.scaler is not None:
+                self.scaler.unscale_(self.optimizer)
+            grad_norm = clip_grads(self.model.parameters(), **self.grad_clip)
+            if grad_norm is not None:
+                log_vars['grad_norm'] = grad_norm
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        num_samples = img.shape[0] if isinstance(img, torch.Tensor) else 0
+        return dict(loss=loss.detach(), log_vars=log_vars, num_samples=num_samples)
+
+    def _checked_log_vars(self, log_vars: Mapping[str, torch.Tensor]) -> Dict[str, float]:
+        """The loss values as floats averaged over the processes; stops on NaN/inf, naming
+        the iteration and the term."""
         local = {k: float(v.detach()) for k, v in log_vars.items()}
         reduced = all_reduce_mean(local)  # NaN on any rank makes the mean NaN on every rank
         bad = [k for k in local if not (math.isfinite(local[k]) and math.isfinite(reduced[k]))]
@@ -269,8 +312,7 @@ class EpochBasedTrainer:
                 f'non-finite loss at epoch {self.epoch + 1}, iteration {self.inner_iter + 1} of the '
                 f'epoch (global iteration {self.iter + 1}): {terms}. Training stopped; lower the '
                 'lr, check the data, or enable optimizer_config.grad_clip.')
-        num_samples = batch['img'].shape[0] if isinstance(batch.get('img'), torch.Tensor) else 0
-        return dict(loss=loss, log_vars=reduced, num_samples=num_samples)
+        return reduced
 
     # ------------------------------------------------------------------------- checkpoints
     def save_checkpoint(self, out_dir: str, filename: str, create_latest: bool = True,
@@ -338,6 +380,16 @@ class EpochBasedTrainer:
         self.logger.info(f'resumed from {filename}: epoch {self.epoch}, iter {self.iter}')
 
 
+def clip_grads(params: Iterable[torch.Tensor], **clip_args: Any) -> Optional[float]:
+    """``clip_grad_norm_`` over the parameters that require and have a gradient (frozen ones
+    are neither counted nor clipped); the total norm before clipping, ``None`` if there is
+    no gradient."""
+    params = [p for p in params if p.requires_grad and p.grad is not None]
+    if not params:
+        return None
+    return float(clip_grad_norm_(params, **clip_args))
+
+
 def _optimizer_state_to(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
     for state in optimizer.state.values():
         for k, v in state.items():
@@ -356,5 +408,5 @@ def _set_sampler_epoch(data_loader: Any, epoch: int) -> None:
             obj.set_epoch(epoch)
 
 
-__all__ = ['EpochBasedTrainer', 'LogBuffer', 'NonFiniteLossError', 'HOOK_POINTS',
+__all__ = ['EpochBasedTrainer', 'LogBuffer', 'NonFiniteLossError', 'HOOK_POINTS', 'clip_grads',
            'move_to_device', 'parse_losses', 'unwrap_model']

@@ -9,8 +9,8 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset
 
-from mmdet_solo.engine import (CheckpointHook, EpochBasedTrainer, IterTimerHook, LrUpdaterHook,
-                               NonFiniteLossError, OptimizerHook, TextLoggerHook, build_optimizer,
+from mmdet_solo.engine import (CheckpointHook, EpochBasedTrainer, LrUpdaterHook,
+                               NonFiniteLossError, TextLoggerHook, build_optimizer, clip_grads,
                                gather_results)
 from mmdet_solo.utils.misc import set_random_seed
 
@@ -56,6 +56,7 @@ def make_loader() -> DataLoader:
 
 def make_trainer(work_dir, model=None, max_epochs=2, hooks=None, lr=0.05, **kwargs):
     model = model or ToyModel()
+    kwargs.setdefault('grad_clip', dict(max_norm=10))
     optimizer = build_optimizer(model, dict(type='SGD', lr=lr, momentum=0.9, weight_decay=1e-4))
     trainer = EpochBasedTrainer(model, optimizer, str(work_dir), max_epochs=max_epochs,
                                 log_interval=kwargs.pop('log_interval', 1),
@@ -63,7 +64,7 @@ def make_trainer(work_dir, model=None, max_epochs=2, hooks=None, lr=0.05, **kwar
                                           mmdet_solo_version='0.1.0'), **kwargs)
     for hook in hooks if hooks is not None else [
             LrUpdaterHook(step=[1], warmup='linear', warmup_iters=2, warmup_ratio=0.1),
-            OptimizerHook(grad_clip=dict(max_norm=10)), IterTimerHook(), CheckpointHook()]:
+            CheckpointHook()]:
         trainer.register_hook(hook)
     return trainer
 
@@ -80,7 +81,7 @@ def test_lr_schedule_warmup_and_steps(tmp_path):
     rec = LrRecorder()
     trainer = make_trainer(tmp_path, max_epochs=4, lr=0.1, hooks=[
         LrUpdaterHook(step=[2, 3], gamma=0.1, warmup='linear', warmup_iters=4, warmup_ratio=0.1),
-        rec, OptimizerHook()])
+        rec])
     trainer.run(make_loader())  # 3 iterations per epoch
     # warm-up: 0.1 * (1 - (1 - i/4) * 0.9) for i = 0..3, then 0.1; x0.1 from epoch index 2, 3
     expected = [0.01, 0.0325, 0.055, 0.0775, 0.1, 0.1, 0.01, 0.01, 0.01, 0.001, 0.001, 0.001]
@@ -100,7 +101,7 @@ def test_lr_cosine_by_iteration_with_warmup(tmp_path):
     rec = LrRecorder()
     trainer = make_trainer(tmp_path, max_epochs=2, lr=1.0, hooks=[
         LrUpdaterHook(policy='CosineAnnealing', min_lr_ratio=0.1, by_epoch=False,
-                      warmup='linear', warmup_iters=2, warmup_ratio=0.5), rec, OptimizerHook()])
+                      warmup='linear', warmup_iters=2, warmup_ratio=0.5), rec])
     trainer.run(make_loader())  # 6 iterations
     # cosine from 1.0 to 0.1 over 6 iterations: 0.1 + 0.45 * (1 + cos(pi * i / 6))
     cos = [1.0, 0.9397114317, 0.775, 0.55, 0.325, 0.1602885683]
@@ -118,24 +119,24 @@ def test_lr_cosine_by_epoch_and_bad_arguments():
     with pytest.raises(NotImplementedError, match='supported: step, CosineAnnealing'):
         LrUpdaterHook(policy='poly')
 
-def test_grad_clip_uses_params_with_grad_only():
-    hook = OptimizerHook(grad_clip=dict(max_norm=1.0, norm_type=2))
+def test_grad_clip_uses_params_with_grad_only(tmp_path):
     a = nn.Parameter(torch.zeros(2))
     a.grad = torch.tensor([3.0, 4.0])
     b = nn.Parameter(torch.zeros(3))        # no gradient
     c = nn.Parameter(torch.zeros(1), requires_grad=False)
     c.grad = torch.tensor([100.0])          # frozen: not part of the norm, not clipped
-    norm = hook.clip_grads([a, b, c])
+    norm = clip_grads([a, b, c], max_norm=1.0, norm_type=2)
     assert norm == pytest.approx(5.0)
     assert a.grad.tolist() == pytest.approx([0.6, 0.8], rel=1e-5)
     assert c.grad.item() == 100.0
+    assert clip_grads([b]) is None
     with pytest.raises(ValueError, match='max_norm'):
-        OptimizerHook(grad_clip=dict(norm_type=2))
+        make_trainer(tmp_path, grad_clip=dict(norm_type=2))
 
 
 def test_grad_clip_in_training_logs_norm(tmp_path):
-    trainer = make_trainer(tmp_path, max_epochs=1, lr=0.0, hooks=[
-        OptimizerHook(grad_clip=dict(max_norm=1e-3))])
+    trainer = make_trainer(tmp_path, max_epochs=1, lr=0.0, hooks=[],
+                           grad_clip=dict(max_norm=1e-3))
     seen = []
 
     class Spy:
@@ -192,7 +193,7 @@ def test_resume_restores_state_and_reproduces_run(tmp_path):
                        first['optimizer']['state'][0]['momentum_buffer'])
     assert torch.equal(fc_w.detach(), first['state_dict']['fc.weight'])
     rec = LrRecorder()
-    trainer.hooks.insert(1, rec)
+    trainer.register_hook(rec)
     trainer.run(make_loader())
     assert rec.lrs == pytest.approx([0.005] * 6)     # step at epoch index 1, warm-up over
     for k, v in full.model.state_dict().items():
@@ -247,16 +248,15 @@ def test_val_results_logged(tmp_path):
     class FakeEval:
         def after_epoch(self, tr):
             tr.eval_results = {'segm_mAP': 0.25 * tr.epoch}
-    trainer = make_trainer(tmp_path, max_epochs=2, hooks=[OptimizerHook(), FakeEval(),
-                                                          TextLoggerHook(json_file=json_file)])
+    trainer = make_trainer(tmp_path, max_epochs=2, hooks=[TextLoggerHook(json_file=json_file),
+                                                          FakeEval()])
     trainer.run(make_loader())
     val = [json.loads(l) for l in open(json_file) if '"val"' in l]
     assert [(r['epoch'], r['segm_mAP']) for r in val] == [(1, 0.25), (2, 0.5)]
 
 
 def test_amp_on_cpu_uses_bf16(tmp_path):
-    trainer = make_trainer(tmp_path, max_epochs=1, amp=dict(loss_scale='dynamic'),
-                           hooks=[OptimizerHook()])
+    trainer = make_trainer(tmp_path, max_epochs=1, amp=dict(loss_scale='dynamic'), hooks=[])
     assert trainer.amp_dtype == torch.bfloat16 and trainer.scaler is None
     before = trainer.model.fc.weight.detach().clone()
     trainer.run(make_loader())
@@ -286,7 +286,7 @@ class ToyImages(ToyData):
 def test_channels_last_option(tmp_path, channels_last):
     set_random_seed(0)
     model = ToyConvModel()
-    trainer = make_trainer(tmp_path, model=model, max_epochs=1, hooks=[OptimizerHook()],
+    trainer = make_trainer(tmp_path, model=model, max_epochs=1, hooks=[],
                            channels_last=channels_last)
     trainer.run(DataLoader(ToyImages(), batch_size=2))
     assert model.seen_channels_last == [channels_last] * 3
@@ -296,7 +296,7 @@ def test_channels_last_option(tmp_path, channels_last):
         set_random_seed(0)
         ref = ToyConvModel()
         make_trainer(tmp_path / 'ref', model=ref, max_epochs=1,
-                     hooks=[OptimizerHook()]).run(DataLoader(ToyImages(), batch_size=2))
+                     hooks=[]).run(DataLoader(ToyImages(), batch_size=2))
         assert torch.allclose(ref.conv.weight, model.conv.weight, atol=1e-6)
 
 
@@ -318,7 +318,7 @@ def test_collect_results_orders_and_dedups():
 
 def test_tensorboard_hook_optional(tmp_path, caplog):
     from mmdet_solo.engine import TensorboardLoggerHook
-    trainer = make_trainer(tmp_path, max_epochs=1, hooks=[OptimizerHook(), TensorboardLoggerHook()])
+    trainer = make_trainer(tmp_path, max_epochs=1, hooks=[TensorboardLoggerHook()])
     trainer.logger.propagate = True  # let caplog see the records
     try:
         with caplog.at_level('WARNING', logger='mmdet_solo'):
@@ -355,3 +355,32 @@ def test_stale_temporary_checkpoints_are_removed_and_reported(tmp_path, caplog):
     names = set(os.listdir(tmp_path))
     assert not names & set(stale) and set(kept) <= names
     assert 'removed 2 temporary checkpoint file(s)' in caplog.text and stale[0] in caplog.text
+
+
+@pytest.mark.parametrize('order', [(0, 1, 2), (2, 1, 0), (1, 2, 0)])
+def test_hook_order_does_not_change_what_is_logged(tmp_path, order):
+    def logged(work_dir, order):
+        set_random_seed(0)
+        json_file = str(work_dir / 'run.log.json')
+        hooks = [LrUpdaterHook(step=[1], warmup='linear', warmup_iters=2, warmup_ratio=0.1),
+                 CheckpointHook(), TextLoggerHook(json_file=json_file)]
+        make_trainer(work_dir, max_epochs=2, hooks=[hooks[i] for i in order]).run(make_loader())
+        records = [json.loads(line) for line in open(json_file)][1:]
+        for r in records:
+            assert {'time', 'data_time', 'grad_norm', 'lr', 'loss'} <= set(r)
+        timing = ('time', 'data_time', 'memory', 'eta_seconds')
+        return [{k: v for k, v in r.items() if k not in timing} for r in records]
+
+    assert logged(tmp_path / 'given', order) == logged(tmp_path / 'reference', (0, 1, 2))
+
+
+def test_run_step_is_the_only_optimizer_step(tmp_path, monkeypatch):
+    trainer = make_trainer(tmp_path, max_epochs=1, hooks=[])
+    steps = []
+    real_step = trainer.optimizer.step
+    monkeypatch.setattr(trainer.optimizer, 'step', lambda *a, **k: steps.append(1) or real_step())
+    before = trainer.model.fc.weight.detach().clone()
+    out = trainer.run_step(next(iter(make_loader())))
+    assert steps == [1] and not torch.equal(before, trainer.model.fc.weight)
+    assert set(out['log_vars']) == {'loss_a', 'loss_b', 'loss', 'grad_norm'}
+    assert out['num_samples'] == 2 and not out['loss'].requires_grad
