@@ -9,13 +9,12 @@ from .dataset_wrappers import ConcatDataset, RepeatDataset
 from .serialize import SerializedList
 from .pipelines import *  # noqa: F401,F403
 from .pipelines import __all__ as _pipelines_all
-from .samplers import (DistributedGroupSampler, DistributedSampler, GroupSampler, get_dist_info,
-                       merge_dist_results)
+from .samplers import DistributedGroupSampler, DistributedSampler, GroupSampler
 
 __all__ = [
     'CustomDataset', 'CocoDataset', 'ConcatDataset', 'RepeatDataset', 'COCO_CLASSES',
     'get_classes', 'build_dataset', 'build_dataloader', 'build_test_dataloader', 'batch_size_of',
     'SerializedList', 'EpochDataLoader', 'EpochWorkerInit',
     'worker_seed', 'collate', 'collate_per_gpu', 'GroupSampler', 'DistributedGroupSampler',
-    'DistributedSampler', 'get_dist_info', 'merge_dist_results',
+    'DistributedSampler',
 ] + list(_pipelines_all)

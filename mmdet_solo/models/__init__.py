@@ -1,5 +1,5 @@
 """Models; importing this package registers every backbone, neck, head, loss and detector."""
 from . import backbones, detectors, heads, losses, necks  # noqa: F401  (registration)
-from .builder import build_backbone, build_detector, build_head, build_loss, build_neck
+from .builder import build_detector
 
-__all__ = ['build_backbone', 'build_detector', 'build_head', 'build_loss', 'build_neck']
+__all__ = ['build_detector']

@@ -5,23 +5,7 @@ from typing import Optional
 
 import torch.nn as nn
 
-from ..registry import BACKBONES, HEADS, LOSSES, MODELS, NECKS
-
-
-def build_backbone(cfg: dict) -> nn.Module:
-    return BACKBONES.build(cfg)
-
-
-def build_neck(cfg: dict) -> nn.Module:
-    return NECKS.build(cfg)
-
-
-def build_head(cfg: dict) -> nn.Module:
-    return HEADS.build(cfg)
-
-
-def build_loss(cfg: dict) -> nn.Module:
-    return LOSSES.build(cfg)
+from ..registry import MODELS
 
 
 def build_detector(cfg: dict, train_cfg: Optional[dict] = None,

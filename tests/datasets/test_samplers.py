@@ -1,11 +1,10 @@
-"""GroupSampler, DistributedGroupSampler, DistributedSampler and merge_dist_results."""
+"""GroupSampler, DistributedGroupSampler and DistributedSampler."""
 from collections import Counter
 
 import numpy as np
 import pytest
 
-from mmdet_solo.datasets import (DistributedGroupSampler, DistributedSampler, GroupSampler,
-                                 merge_dist_results)
+from mmdet_solo.datasets import DistributedGroupSampler, DistributedSampler, GroupSampler
 
 
 class FlagDataset:
@@ -102,15 +101,13 @@ def test_distributed_group_sampler_bad_rank():
 
 
 @pytest.mark.parametrize('n,world', [(10, 3), (9, 3), (1, 4), (5, 1)])
-def test_distributed_test_sampler_covers_in_order_and_merges(n, world):
+def test_distributed_test_sampler_covers_in_order(n, world):
     ds = FlagDataset([0] * n)
     parts = [list(DistributedSampler(ds, world, r)) for r in range(world)]
     assert len({len(p) for p in parts}) == 1
     assert sorted(set(i for p in parts for i in p)) == list(range(n))
-    # per-rank "results" are the indices themselves: merging restores dataset order
-    assert merge_dist_results(parts, n) == list(range(n))
-    with pytest.raises(ValueError, match='different numbers'):
-        merge_dist_results([[0, 1], [2]], 3)
+    # strided split: interleaving the ranks' lists gives dataset order, then the padding
+    assert [i for group in zip(*parts) for i in group][:n] == list(range(n))
 
 
 def test_distributed_test_sampler_shuffle_deterministic():

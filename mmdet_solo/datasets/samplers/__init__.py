@@ -1,8 +1,7 @@
 """Samplers: aspect-ratio group samplers (training) and the distributed test sampler."""
 from .distributed_sampler import (DistributedGroupSampler, DistributedSampler, TestSampler,
-                                  aspect_ratio_order, get_dist_info, merge_dist_results)
+                                  aspect_ratio_order, get_dist_info)
 from .group_sampler import GroupSampler, epoch_rng, group_flags
 
 __all__ = ['GroupSampler', 'DistributedGroupSampler', 'DistributedSampler', 'TestSampler',
-           'aspect_ratio_order', 'get_dist_info',
-           'merge_dist_results', 'epoch_rng', 'group_flags']
+           'aspect_ratio_order', 'get_dist_info', 'epoch_rng', 'group_flags']

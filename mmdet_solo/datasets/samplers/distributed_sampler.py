@@ -1,6 +1,6 @@
 """Distributed samplers: ``DistributedGroupSampler`` (training), ``DistributedSampler``
 (in order), ``TestSampler`` (the test loop's: contiguous shares, images grouped by shape for
-batches > 1), plus :func:`merge_dist_results` to undo the ``DistributedSampler`` split.
+batches > 1).
 
 Every rank gets the same number of samples (padding by repetition), and the order is a pure
 function of ``(seed, epoch)``, identical on all ranks before the per-rank slice.
@@ -8,20 +8,13 @@ function of ``(seed, epoch)``, identical on all ranks before the per-rank slice.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterator, List, Optional, Sequence, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 import numpy as np
-import torch.distributed as dist
 from torch.utils.data import Dataset, Sampler
 
+from ...engine.dist import get_dist_info
 from .group_sampler import check_positive_int, epoch_rng, group_flags
-
-
-def get_dist_info() -> Tuple[int, int]:
-    """``(rank, world_size)`` of the default process group, ``(0, 1)`` without one."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 def _replicas_and_rank(num_replicas: Optional[int], rank: Optional[int], owner: str
@@ -90,9 +83,8 @@ class DistributedSampler(Sampler):
     """Test-time split: the (padded) index list ``0..N-1`` strided over ranks.
 
     Rank ``r`` gets ``indices[r::num_replicas]`` after padding the list by repeating its
-    start to a multiple of ``num_replicas`` (as ``torch``'s sampler). Gather the per-rank
-    results with :func:`merge_dist_results` to get dataset order without the padding.
-    ``shuffle=True`` permutes deterministically from ``(seed, epoch)``.
+    start to a multiple of ``num_replicas`` (as ``torch``'s sampler). ``shuffle=True`` permutes
+    deterministically from ``(seed, epoch)``.
     """
 
     def __init__(self, dataset: Dataset, num_replicas: Optional[int] = None,
@@ -162,17 +154,3 @@ class TestSampler(Sampler):
     def __len__(self) -> int:
         return self.num_samples
 
-
-def merge_dist_results(parts: Sequence[Sequence[Any]], size: int) -> List[Any]:
-    """Undo the ``DistributedSampler(shuffle=False)`` split: interleave the per-rank result
-    lists (``parts[r]`` from rank ``r``) and drop the padding duplicates at the end."""
-    if not parts:
-        raise ValueError('merge_dist_results: got no per-rank parts')
-    lengths = {len(p) for p in parts}
-    if len(lengths) != 1:
-        raise ValueError(f'merge_dist_results: ranks returned different numbers of results '
-                         f'{[len(p) for p in parts]}; each rank must return one per sample')
-    merged = [r for group in zip(*parts) for r in group]
-    if len(merged) < size:
-        raise ValueError(f'merge_dist_results: {len(merged)} results for {size} samples')
-    return merged[:size]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 _PLACEHOLDER = re.compile(r'\{(\w+)\}')
 
@@ -104,7 +104,3 @@ def rename(state_dict: Mapping[str, object], rules: Sequence[Rule], to_ours: boo
         out[new], source_of[new] = value, key
     return Renamed(out, unmatched)
 
-
-def map_values(state_dict: Mapping[str, object], fn: Callable[[str, object], object]
-               ) -> 'OrderedDict[str, object]':
-    return OrderedDict((k, fn(k, v)) for k, v in state_dict.items())
