@@ -1,7 +1,6 @@
 """Tests for mmdet_solo.config: loading, _base_ merging, overrides, DictAction, dumping."""
 import argparse
 import copy
-import json
 import pickle
 import textwrap
 
@@ -50,12 +49,11 @@ def test_fromfile_plain(tmp_path):
     assert "score_thr=0.1" in cfg.text
 
 
-def test_fromfile_json(tmp_path):
-    write(tmp_path, 'base.py', "a = dict(x=1, y=2)\n")
+def test_json_configs_are_refused(tmp_path):
     path = tmp_path / 'child.json'
-    path.write_text(json.dumps({'_base_': './base.py', 'a': {'y': 3}, 'b': [1, 2]}))
-    cfg = Config.fromfile(str(path))
-    assert cfg.to_dict() == {'a': {'x': 1, 'y': 3}, 'b': [1, 2]}
+    path.write_text('{"a": 1}')
+    with pytest.raises(ConfigError, match=r"unsupported config file type '\.json'.*\.py"):
+        Config.fromfile(str(path))
 
 
 def test_single_base_override_and_list_replacement(tmp_path):
@@ -239,10 +237,22 @@ def test_config_copy_pickle_and_setters(tmp_path):
     assert type(cfg.to_dict()['model']) is dict
 
 
-def test_fromstring(tmp_path):
-    write(tmp_path, 'base.py', "a = dict(x=1)\n")
-    cfg = Config.fromstring("_base_ = 'base.py'\na = dict(y=2)\n", '.py', base_dir=str(tmp_path))
-    assert cfg.a == dict(x=1, y=2) and cfg.filename is None
+def test_config_is_a_config_dict_with_file_attributes(tmp_path):
+    write(tmp_path, 'base.py', "a = dict(x=1)\nb = 2\n")
+    cfg = Config.fromfile(str(write(tmp_path, 'c.py', "_base_ = 'base.py'\na = dict(y=2)\n")))
+    assert isinstance(cfg, ConfigDict) and cfg == dict(a=dict(x=1, y=2), b=2)
+    assert 'filename' not in cfg and 'text' not in cfg and 'unread_names' not in cfg
+    assert cfg.unread_names == (('a', str(tmp_path / 'base.py')), ('b', str(tmp_path / 'base.py')),
+                                ('a', str(tmp_path / 'c.py')))
+    assert Config(dict(a=1)).unread_names is None and Config(dict(a=1)).filename is None
+    with pytest.raises(AttributeError, match="'filename' is read-only"):
+        cfg.filename = 'x'
+    shallow = copy.copy(cfg)
+    assert type(shallow) is Config and shallow.text == cfg.text and shallow.a is cfg.a
+    assert type(cfg.a.copy()) is ConfigDict
+    restored = pickle.loads(pickle.dumps(cfg))
+    assert restored.unread_names == cfg.unread_names and restored.filename == cfg.filename
+    assert repr(cfg).startswith(f'Config (path: {cfg.filename}): ')
 
 
 # ----------------------------------------------------------------------------- merge_from_dict
@@ -279,6 +289,11 @@ def test_merge_from_dict_errors(tmp_path):
         cfg.merge_from_dict({'a.b.5': 1})
     with pytest.raises(ConfigError, match=r"'s' holds a int"):
         cfg.merge_from_dict({'s.t': 1})
+    with pytest.raises(ConfigError, match=r"'a\.b\.0' holds a int \(1\), not a dict or list"):
+        cfg.merge_from_dict({'a.b.0.c': 1})
+    with pytest.raises(ConfigError, match=r"'a\.b' is a list, so 'x' must be an integer"):
+        cfg.merge_from_dict({'a.b.x.y': 1})
+    assert cfg == dict(a=dict(b=[1, 2]), s=3)  # nothing changed
 
 
 # ----------------------------------------------------------------------------- DictAction
@@ -328,24 +343,23 @@ def test_pretty_text_and_dump_round_trip(tmp_path):
     """)))
     text = cfg.pretty_text
     compile(text, 'pretty', 'exec')  # valid Python
-    assert text == Config.fromstring(text).pretty_text  # stable
     out = tmp_path / 'work' / 'dumped.py'
     assert cfg.dump(str(out)) is None
     assert out.read_text() == text
     again = Config.fromfile(str(out))
+    assert again.pretty_text == text  # stable
     assert again.to_dict() == cfg.to_dict()
     assert again.model.backbone.out_indices == (0, 1, 2, 3)  # tuples stay tuples
     assert again.odd['not an id'] == (1,)
     assert [p.name for p in out.parent.iterdir()] == ['dumped.py']  # no temp file left over
-    assert cfg.dump() == text
 
 
-def test_dump_json_and_bad_extension(tmp_path):
+def test_dump_bad_extension(tmp_path):
     cfg = Config(dict(a=dict(b=[1, 2], c='x')))
-    cfg.dump(str(tmp_path / 'c.json'))
-    assert Config.fromfile(str(tmp_path / 'c.json')).to_dict() == cfg.to_dict()
-    with pytest.raises(ConfigError, match=r"unsupported extension '\.yaml'"):
-        cfg.dump(str(tmp_path / 'c.yaml'))
+    for name in ('c.yaml', 'c.json'):
+        with pytest.raises(ConfigError, match=r"unsupported extension '\.[a-z]+', expected \.py"):
+            cfg.dump(str(tmp_path / name))
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_pretty_text_rejects_objects():

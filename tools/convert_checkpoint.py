@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from typing import List, Optional
 
 import torch
@@ -22,6 +21,7 @@ from mmdet_solo.utils.convert import (FORMATS, ConversionError, compare_state_di
                                       normalise_meta, to_solo)
 from mmdet_solo.utils.convert.io import read_raw
 from mmdet_solo.utils.convert.report import ConversionReport
+from mmdet_solo.utils.io import atomic_write
 from mmdet_solo.utils.pdparams import save_pdparams
 
 
@@ -43,19 +43,6 @@ def _model_state_dict(config: str):
     cfg = Config.fromfile(config)
     cfg.model.pretrained = None
     return build_detector(cfg.model, test_cfg=cfg.get('test_cfg')).state_dict()
-
-
-def _atomic_write(dst: str, write) -> None:
-    dst = os.path.abspath(dst)
-    os.makedirs(os.path.dirname(dst), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(dst) + '.', dir=os.path.dirname(dst))
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def convert(args: argparse.Namespace) -> ConversionReport:
@@ -82,18 +69,18 @@ def convert(args: argparse.Namespace) -> ConversionReport:
     meta = normalise_meta(meta)
     meta['converted_from'] = fmt
     if args.dst_format == 'solo':
-        _atomic_write(args.dst, lambda p: torch.save({'meta': meta, 'state_dict': state_dict}, p))
+        atomic_write(args.dst, lambda f: torch.save({'meta': meta, 'state_dict': state_dict}, f))
         return report
     out = from_solo(state_dict, args.dst_format)
     if out.unmatched and not args.allow_partial:
         raise ConversionError(f'{len(out.unmatched)} keys have no {args.dst_format} name; nothing '
                               'was written:\n' + '\n'.join(f'    {k}' for k in out.unmatched))
     if args.dst_format == 'paddle':
-        _atomic_write(args.dst, lambda p: save_pdparams(out.state_dict, p))
-    elif args.dst_format == 'adelaidet':
-        _atomic_write(args.dst, lambda p: torch.save({'model': out.state_dict}, p))
+        atomic_write(args.dst, lambda f: save_pdparams(out.state_dict, f.name))  # takes a path
     else:
-        _atomic_write(args.dst, lambda p: torch.save({'meta': meta, 'state_dict': out.state_dict}, p))
+        ckpt = {'model': out.state_dict} if args.dst_format == 'adelaidet' else \
+            {'meta': meta, 'state_dict': out.state_dict}
+        atomic_write(args.dst, lambda f: torch.save(ckpt, f))
     return report
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
+import io
 import sys
 from typing import List, Optional
 
 import torch
 
 from mmdet_solo.utils.checkpoint import CheckpointError, load_state_dict_file
+from mmdet_solo.utils.io import atomic_write
 
 
 def sha256_of(path: str) -> str:
@@ -30,11 +31,11 @@ def publish(in_file: str, out_file: str) -> str:
     """Write the slimmed checkpoint; returns the final file name (with the hash)."""
     state_dict, meta = load_state_dict_file(in_file)
     stem = out_file[:-len('.pth')] if out_file.endswith('.pth') else out_file
-    tmp = stem + '.tmp.pth'
-    os.makedirs(os.path.dirname(os.path.abspath(tmp)), exist_ok=True)
-    torch.save({'meta': meta, 'state_dict': state_dict}, tmp)
-    final = f'{stem}-{sha256_of(tmp)[:8]}.pth'
-    os.replace(tmp, final)
+    buffer = io.BytesIO()  # the name holds the hash of the bytes: serialise them first
+    torch.save({'meta': meta, 'state_dict': state_dict}, buffer)
+    data = buffer.getvalue()
+    final = f'{stem}-{hashlib.sha256(data).hexdigest()[:8]}.pth'
+    atomic_write(final, data)
     return final
 
 

@@ -18,12 +18,12 @@ import os
 import os.path as osp
 import pickle
 import sys
-import tempfile
 from typing import Any, Dict, List, Optional, Sequence
 
 from mmdet_solo.config import DictAction
 from mmdet_solo.evaluation import ALLOWED_METRICS
 from mmdet_solo.evaluation.backends import DEFAULT_EVAL_BACKEND, EVAL_BACKENDS
+from mmdet_solo.utils.io import atomic_write
 
 PICKLE_FORMAT = 'mmdet_solo.instance_results/1'
 
@@ -145,20 +145,6 @@ def warn_existing(args: argparse.Namespace) -> None:
               'of the same name', file=sys.stderr)
 
 
-def _atomic_pickle(obj: Any, path: str) -> None:
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + osp.basename(path) + '.', suffix='.tmp', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            pickle.dump(obj, f, protocol=4)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def results_payload(results: Sequence[Any], dataset: Any, classes: Optional[Sequence[str]],
                     args: argparse.Namespace) -> Dict[str, Any]:
     """The ``--out`` pickle: plain Python / numpy data only (layout in tools/README.md)."""
@@ -236,7 +222,8 @@ def finish(args: argparse.Namespace, results: Sequence[Any], dataset: Any,
     n = len(results)
     print(f'\n{n} images, {sum(len(r) for r in results)} instances', flush=True)
     if args.out:
-        _atomic_pickle(results_payload(results, dataset, classes, args), args.out)
+        payload = results_payload(results, dataset, classes, args)
+        atomic_write(args.out, lambda f: pickle.dump(payload, f, protocol=4))
         print(f'results written to {args.out}', flush=True)
     if args.format_only:
         files, _ = dataset.format_results(results, args.jsonfile_prefix)

@@ -25,6 +25,7 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from ..structures import EncodedInstanceResult
+from ..utils.io import atomic_write
 from .dist import get_dist_info, merge_indexed_parts
 from .trainer import move_to_device, unwrap_model
 
@@ -94,11 +95,8 @@ def _gather_tmpdir(part: List[Tuple[int, EncodedInstanceResult]], tmpdir: Option
         obj = [tempfile.mkdtemp(prefix='mmdet_solo_test_') if rank == 0 else None]
         dist.broadcast_object_list(obj, src=0)
         tmpdir, made_here = obj[0], True
-    os.makedirs(tmpdir, exist_ok=True)
-    path = osp.join(tmpdir, f'part_{rank}.json')
-    with open(path + '.tmp', 'w', encoding='utf-8') as f:
-        json.dump([[idx, res.to_dict()] for idx, res in part], f)
-    os.replace(path + '.tmp', path)
+    rows = [[idx, res.to_dict()] for idx, res in part]
+    atomic_write(osp.join(tmpdir, f'part_{rank}.json'), lambda f: json.dump(rows, f), text=True)
     dist.barrier()
     parts = None
     if rank == 0:

@@ -2,25 +2,15 @@
 from __future__ import annotations
 
 import json
-import os
 import os.path as osp
-import tempfile
 from typing import Any
+
+from ..utils.io import atomic_write
 
 
 def dump_json_atomic(obj: Any, path: str) -> str:
     """Write ``obj`` as JSON to ``path`` via a temporary file + ``os.replace`` (no half files)."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + osp.basename(path) + '.', suffix='.tmp', dir=folder)
-    try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as f:
-            json.dump(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write(path, lambda f: json.dump(obj, f), text=True)
     return path
 
 

@@ -18,7 +18,6 @@ import logging
 import os
 import pickle
 import re
-import tempfile
 import time
 import zipfile
 from collections import OrderedDict
@@ -26,6 +25,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
+
+from .io import atomic_write
 
 __all__ = ['CheckpointError', 'hub_checkpoint_dir', 'resolve_model_zoo', 'load_state_dict_file',
            'load_checkpoint', 'save_checkpoint', 'weights_to_cpu']
@@ -278,7 +279,8 @@ def save_checkpoint(model: nn.Module, filename: str, optimizer=None,
     """Write ``{'meta', 'state_dict', ['optimizer']}`` (mmcv layout) atomically.
 
     ``optimizer`` may be a ``torch.optim.Optimizer`` or a dict of them. The file is written to a
-    temporary file in the same directory and moved into place with ``os.replace``.
+    temporary file in the same directory and moved into place with ``os.replace``
+    (:func:`~mmdet_solo.utils.io.atomic_write`).
     """
     if meta is not None and not isinstance(meta, dict):
         raise TypeError(f'save_checkpoint({filename}): meta must be a dict or None, '
@@ -296,27 +298,15 @@ def save_checkpoint(model: nn.Module, filename: str, optimizer=None,
         raise TypeError(f'save_checkpoint({filename}): optimizer must be an Optimizer, a dict of '
                         f'them or None, got {type(optimizer).__name__}')
     filename = os.path.abspath(os.fspath(filename))
-    dirname = os.path.dirname(filename)
-    os.makedirs(dirname, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(filename) + '.', suffix='.tmp',
-                               dir=dirname)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            try:
-                torch.save(ckpt, f)
-                f.flush()
-                os.fsync(f.fileno())
-            except (RuntimeError, OSError) as e:
-                raise _write_error(filename, e) from e
-        # mkstemp creates the file 0600; give it the permissions a plain open() would
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, filename)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+
+    def write(f) -> None:
+        try:  # flushed here too, so that a full disk is reported as such
+            torch.save(ckpt, f)
+            f.flush()
+            os.fsync(f.fileno())
+        except (RuntimeError, OSError) as e:
+            raise _write_error(filename, e) from e
+    atomic_write(filename, write)
 
 
 def _write_error(filename: str, err: Exception) -> OSError:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import glob
 import importlib.util
-import json
 import os.path as osp
 
 import pytest
@@ -12,7 +11,7 @@ from mmdet_solo.apis.config_check import (TOP_LEVEL_KEYS, check_config, framewor
                                           load_config)
 from mmdet_solo.config import Config, ConfigError
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 BASE = osp.join(ROOT, 'configs', 'solov2', 'solov2_light_448_r18_fpn_8gpu_3x.py')
 ALL_CONFIGS = sorted(p for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True)
                      if '_base_' not in p)
@@ -98,12 +97,12 @@ def test_composition_variables_used_by_their_file_are_allowed(tmp_path):
     assert dumped.data.test.pipeline == cfg.data.test.pipeline
 
 
-def test_json_config_has_no_composition_variables(tmp_path):
-    path = tmp_path / 'c.json'
-    path.write_text(json.dumps({'total_epochs': 1, 'img_scale': [1, 2]}))
-    with pytest.raises(ConfigError, match=r"c.json: top-level 'img_scale' is read by nothing"):
+def test_a_config_without_bases_keeps_only_variables_it_uses(tmp_path):
+    path = tmp_path / 'c.py'
+    path.write_text('total_epochs = 1\nimg_scale = [1, 2]\n')
+    with pytest.raises(ConfigError, match=r"c.py: top-level 'img_scale' is read by nothing"):
         load_config(str(path))
-    path.write_text(json.dumps({'total_epochs': 1, 'test_cfg': {'score_thr': 0.2}}))
+    path.write_text('thr = 0.2\ntotal_epochs = 1\ntest_cfg = dict(score_thr=thr)\n')
     assert load_config(str(path)).test_cfg.score_thr == 0.2
 
 
