@@ -34,7 +34,6 @@ import math
 import os
 import os.path as osp
 import shutil
-import tempfile
 import time
 from contextlib import nullcontext
 from typing import Any, Dict, Iterable, List, Mapping, Optional
@@ -44,6 +43,7 @@ import torch.nn as nn
 from torch.nn.utils import clip_grad_norm_
 
 from ..utils.checkpoint import load_checkpoint, remove_stale_temp_checkpoints, save_checkpoint
+from ..utils.io import atomic_write
 from ..utils.misc import get_rng_state, set_rng_state
 from .dist import all_gather_object, all_reduce_mean, get_dist_info
 
@@ -117,19 +117,9 @@ def parse_losses(losses: Mapping[str, Any]) -> tuple:
 
 
 def _atomic_copy(src: str, dst: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix='.' + osp.basename(dst) + '.', suffix='.tmp',
-                               dir=osp.dirname(osp.abspath(dst)))
-    try:
-        with os.fdopen(fd, 'wb') as out, open(src, 'rb') as inp:
-            shutil.copyfileobj(inp, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, os.stat(src).st_mode & 0o777)
-        os.replace(tmp, dst)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    with open(src, 'rb') as inp:
+        atomic_write(dst, lambda out: shutil.copyfileobj(inp, out),
+                     mode=os.stat(src).st_mode & 0o777)
 
 
 class EpochBasedTrainer:
