@@ -37,6 +37,8 @@ import cv2
 import numpy as np
 import pycocotools.mask as mask_utils
 
+from ..utils.io import atomic_write
+
 SHAPES_CLASSES = ('circle', 'triangle', 'square', 'star', 'ring')
 SPLIT_IDS = {'train': 0, 'val': 1, 'test': 2}
 FORMAT_VERSION = 1
@@ -302,10 +304,8 @@ def make_shapes_split(root: str, split: str, num_images: int, seed: int = 0,
         annotations=annotations,
         categories=[dict(id=i + 1, name=n, supercategory='shape') for i, n in enumerate(s.classes)])
     path = osp.join(ann_dir, f'instances_{split}.json')
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(coco, f)
-    os.replace(tmp, path)  # the JSON appears last: its presence means the split is complete
+    # the JSON appears last: its presence means the split is complete
+    atomic_write(path, lambda f: json.dump(coco, f), text=True)
     return path
 
 
