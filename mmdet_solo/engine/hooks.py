@@ -139,8 +139,20 @@ class LrUpdaterHook(Hook):
             self._set_lr(trainer, self.regular_lr)
 
 
+class EpochIntervalHook(Hook):
+    """A hook acting after every ``interval``-th epoch and after the last one."""
+
+    def __init__(self, interval: int, config_key: str) -> None:
+        if not isinstance(interval, int) or isinstance(interval, bool) or interval < 1:
+            raise ValueError(f'{config_key}.interval must be a positive int, got {interval!r}')
+        self.interval = interval
+
+    def due(self, trainer) -> bool:
+        return trainer.epoch % self.interval == 0 or trainer.epoch == trainer.max_epochs
+
+
 # ---------------------------------------------------------------------------- checkpoint
-class CheckpointHook(Hook):
+class CheckpointHook(EpochIntervalHook):
     """Every ``interval`` epochs (and after the last one) writes ``epoch_N.pth`` and
     ``latest.pth`` to ``out_dir`` (default: the work dir), atomically. ``max_keep_ckpts > 0``
     deletes older ``epoch_*.pth`` files; ``save_optimizer=False`` leaves the optimizer state
@@ -148,15 +160,13 @@ class CheckpointHook(Hook):
 
     def __init__(self, interval: int = 1, out_dir: Optional[str] = None,
                  max_keep_ckpts: int = -1, save_optimizer: bool = True) -> None:
-        if not isinstance(interval, int) or interval < 1:
-            raise ValueError(f'checkpoint_config.interval must be a positive int, got {interval!r}')
+        super().__init__(interval, 'checkpoint_config')
         self.save_optimizer = bool(save_optimizer)
-        self.interval = interval
         self.out_dir = out_dir
         self.max_keep_ckpts = max_keep_ckpts
 
     def after_epoch(self, trainer) -> None:
-        if trainer.epoch % self.interval != 0 and trainer.epoch != trainer.max_epochs:
+        if not self.due(trainer):
             return
         out_dir = self.out_dir or trainer.work_dir
         path = trainer.save_checkpoint(out_dir, f'epoch_{trainer.epoch}.pth',
@@ -173,7 +183,7 @@ class CheckpointHook(Hook):
 
 
 # ------------------------------------------------------------------------------ evaluation
-class EvalHook(Hook):
+class EvalHook(EpochIntervalHook):
     """Every ``interval`` epochs: the test loop (:func:`~mmdet_solo.engine.testing.run_test`,
     results RLE-encoded as they leave the model) over the val loader, each rank its share;
     rank 0 gathers the results and calls ``dataset.evaluate(results, metric=...)``; the metrics
@@ -182,15 +192,13 @@ class EvalHook(Hook):
 
     def __init__(self, data_loader, interval: int = 1, metric: Union[str, Sequence[str]] = 'segm',
                  **eval_kwargs: Any) -> None:
-        if not isinstance(interval, int) or interval < 1:
-            raise ValueError(f'evaluation.interval must be a positive int, got {interval!r}')
+        super().__init__(interval, 'evaluation')
         self.data_loader = data_loader
-        self.interval = interval
         self.metric = metric
         self.eval_kwargs = eval_kwargs
 
     def after_epoch(self, trainer) -> None:
-        if trainer.epoch % self.interval != 0 and trainer.epoch != trainer.max_epochs:
+        if not self.due(trainer):
             return
         dataset = self.data_loader.dataset
         with preserved_rng_state():
