@@ -15,7 +15,7 @@ post-processing (a worst case). Time is the median of ``--repeat`` runs after ``
 
 ``--batch-size N`` (default 1) feeds N different random images of the same size as one padded
 batch (``img_metas = [meta] * N``). The stage columns are seconds per batch, each stage timed
-on its own (backbone+neck, heads, ``get_seg``); ``model()`` is the whole
+on its own (backbone+neck, heads, ``predict``); ``model()`` is the whole
 ``model(img=batch, img_metas=[meta] * N, return_loss=False, rescale=True)`` call, timed
 separately, and ``images/s`` is N divided by it. ``detections`` counts the first image's.
 
@@ -108,15 +108,8 @@ def bench_inference(model, hw, device, warmup, repeat, memory_format=torch.conti
     with torch.no_grad():
         for i in range(warmup + repeat):
             feats, t1 = _timed(lambda: model.extract_feat(img), device)
-
-            def heads():
-                outs = tuple(model.bbox_head(feats))
-                if model.mask_feat_head is not None:
-                    s, e = model.mask_feat_head.start_level, model.mask_feat_head.end_level
-                    outs = outs + (model.mask_feat_head(feats[s:e + 1]),)
-                return outs
-            outs, t2 = _timed(heads, device)
-            res, t3 = _timed(lambda: model.bbox_head.get_seg(*outs, metas, model.test_cfg), device)
+            outs, t2 = _timed(lambda: model.forward_heads(feats), device)
+            res, t3 = _timed(lambda: model.bbox_head.predict(outs, metas, model.test_cfg), device)
             del feats, outs
             res_fwd, t4 = _timed(lambda: model(img=img, img_metas=metas, return_loss=False,
                                                rescale=True), device)
@@ -200,7 +193,7 @@ def parse_args(argv=None):
     parser.add_argument('--no-train', action='store_true', help='skip the training step')
     parser.add_argument('--channels-last', action='store_true',
                         help='model weights and input in the channels_last memory format')
-    parser.add_argument('--bf16', action='store_true',
+    parser.add_argument('--bf16', '--fp16', dest='bf16', action='store_true',
                         help='bfloat16 autocast (what `fp16 = dict(...)` in a config does on a CPU)')
     parser.add_argument('--batch-size', '--batch_size', dest='batch_size', type=int, default=1,
                         help='images per forward (a padded batch of N different random images '

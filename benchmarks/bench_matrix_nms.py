@@ -109,7 +109,7 @@ def main():
             for n in args.sizes:
                 masks, labels, scores = (objects_case if case == 'objects' else dense_case)(n, h, w)
                 masks, labels, scores = masks.to(device), labels.to(device), scores.to(device)
-                sum_masks = masks.sum((1, 2)).float()  # as SOLOv2's get_seg passes them
+                sum_masks = masks.sum((1, 2)).float()  # as the heads' predict passes them
                 ref_out = matrix_nms_torch(masks, labels, scores, sum_masks=sum_masks)
                 ext_out = op(masks, labels, scores, 'gaussian', 2.0, sum_masks)
                 torch.testing.assert_close(ext_out, ref_out, rtol=1e-6, atol=1e-6)

@@ -1,6 +1,6 @@
 # Decoupled SOLO light, R50-FPN: 4-conv shared tower and the small-object scale ranges
-# of the 512-pixel models. The original light head has no `with_deform` argument, so the
-# head is written out in full (`_delete_=True`) instead of merged into SOLOHead's.
+# of the 512-pixel models; the head is written out in full (`_delete_=True`), as in the
+# original, instead of merged into SOLOHead's.
 _base_ = './solo_r50_fpn.py'
 model = dict(
     bbox_head=dict(

@@ -27,7 +27,6 @@ model = dict(
         sigma=0.2,
         num_grids=[40, 36, 24, 16, 12],
         cate_down_pos=0,
-        with_deform=False,
         loss_ins=dict(
             type='DiceLoss',
             use_sigmoid=True,

@@ -1,7 +1,7 @@
 """Single-stage instance detectors: backbone → neck → SOLO head (+ SOLOv2 mask-feature head)."""
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+from typing import List, NamedTuple, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -16,8 +16,12 @@ class SingleStageInsDetector(nn.Module):
     """The original's detector; ``SOLO`` and ``SOLOv2`` are this class under their config names.
 
     Child names (``backbone``, ``neck``, ``bbox_head``, ``mask_feat_head``) are the original's,
-    so its checkpoints load as they are.
+    so its checkpoints load as they are. ``inference_dtype`` (``None``: float32) runs the
+    network under autocast at test time (``torch.bfloat16`` on a CPU, ``torch.float16`` on
+    CUDA; ``init_detector(..., fp16=True)``); post-processing always works in float32.
     """
+
+    inference_dtype: Optional[torch.dtype] = None
 
     def __init__(self, backbone: dict, neck: Optional[dict] = None, bbox_head: Optional[dict] = None,
                  mask_feat_head: Optional[dict] = None, train_cfg: Optional[dict] = None,
@@ -45,31 +49,41 @@ class SingleStageInsDetector(nn.Module):
         x = self.backbone(img)
         return self.neck(x) if self.neck is not None else x
 
-    def _head_outputs(self, img: torch.Tensor) -> tuple:
-        x = self.extract_feat(img)
-        outs = tuple(self.bbox_head(x))
+    def forward_heads(self, feats: Sequence[torch.Tensor]) -> NamedTuple:
+        """The bbox head's outputs (``outputs`` of its ``loss``/``predict``) on the FPN maps;
+        SOLOv2's head also gets the mask-feature head's map."""
+        mask_feats = None
         if self.mask_feat_head is not None:
             start, end = self.mask_feat_head.start_level, self.mask_feat_head.end_level
-            outs = outs + (self.mask_feat_head(x[start:end + 1]),)
-        return outs
+            mask_feats = self.mask_feat_head(feats[start:end + 1])
+        return self.bbox_head(feats, mask_feats)
+
+    def _head_outputs(self, img: torch.Tensor) -> NamedTuple:
+        return self.forward_heads(self.extract_feat(img))
 
     def forward_train(self, img: torch.Tensor, img_metas: List[dict], gt_bboxes: List[torch.Tensor],
-                      gt_labels: List[torch.Tensor], gt_masks: list, gt_bboxes_ignore=None) -> dict:
+                      gt_labels: List[torch.Tensor], gt_masks: list) -> dict:
         """Losses for a batch. ``gt_labels`` are 0-based; ``gt_masks`` (K, H_pad, W_pad) uint8."""
         if not (len(img_metas) == len(gt_bboxes) == len(gt_labels) == len(gt_masks) == img.shape[0]):
             raise ValueError(f'forward_train: batch of {img.shape[0]} images but {len(img_metas)} '
                              f'img_metas, {len(gt_bboxes)} gt_bboxes, {len(gt_labels)} gt_labels and '
                              f'{len(gt_masks)} gt_masks')
-        outs = self._head_outputs(img)
-        return self.bbox_head.loss(*outs, gt_bboxes, gt_labels, gt_masks, img_metas, self.train_cfg)
+        outputs = self._head_outputs(img)
+        return self.bbox_head.loss(outputs, gt_bboxes, gt_labels, gt_masks, img_metas,
+                                   self.train_cfg)
 
     @torch.no_grad()
     def simple_test(self, img: torch.Tensor, img_metas: List[dict], rescale: bool = True,
                     encode_masks: bool = False) -> List[InstanceResult]:
         """One ``InstanceResult`` per image, masks at ``ori_shape`` when ``rescale``; with
         ``encode_masks`` an ``EncodedInstanceResult`` (RLE masks, encoded while pasting)."""
-        outs = self._head_outputs(img)
-        return self.bbox_head.get_seg(*outs, img_metas, self.test_cfg, rescale=rescale,
+        if self.inference_dtype is None:
+            outputs = self._head_outputs(img)
+        else:
+            with torch.autocast(img.device.type, dtype=self.inference_dtype):
+                outputs = self._head_outputs(img)
+            outputs = type(outputs)(*(_float32(o) for o in outputs))
+        return self.bbox_head.predict(outputs, img_metas, self.test_cfg, rescale=rescale,
                                       encode_masks=encode_masks)
 
     def forward(self, img, img_metas, return_loss: bool = True, **kwargs):
@@ -81,6 +95,13 @@ class SingleStageInsDetector(nn.Module):
                                           'not supported yet; use one scale and flip=False')
             img, img_metas = img[0], img_metas[0]
         return self.simple_test(img, img_metas, **kwargs)
+
+
+def _float32(x):
+    """A tensor, or the tensors of a list or tuple, in float32."""
+    if isinstance(x, torch.Tensor):
+        return x.float()
+    return type(x)(_float32(v) for v in x)
 
 
 @MODELS.register_module()

@@ -1,8 +1,9 @@
-from .decoupled_solo_head import DecoupledSOLOHead
-from .decoupled_solo_light_head import DecoupledSOLOLightHead
+from .base_head import BaseGridHead
 from .mask_feat_head import MaskFeatHead
-from .solo_head import SOLOHead
-from .solov2_head import SOLOv2Head, SOLOv2LightHead
+from .solo_head import (DecoupledSOLOHead, DecoupledSOLOLightHead, DecoupledSOLOOutputs, SOLOHead,
+                        SOLOOutputs)
+from .solov2_head import SOLOv2Head, SOLOv2LightHead, SOLOv2Outputs
 
-__all__ = ['SOLOHead', 'DecoupledSOLOHead', 'DecoupledSOLOLightHead', 'MaskFeatHead',
-           'SOLOv2Head', 'SOLOv2LightHead']
+__all__ = ['BaseGridHead', 'SOLOHead', 'DecoupledSOLOHead', 'DecoupledSOLOLightHead',
+           'MaskFeatHead', 'SOLOv2Head', 'SOLOv2LightHead', 'SOLOOutputs', 'DecoupledSOLOOutputs',
+           'SOLOv2Outputs']

@@ -13,7 +13,7 @@ from typing import List, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from ...datasets.pipelines.transforms import imrescale
+from ...utils.image_ops import imrescale
 
 MaskArray = Union[np.ndarray, torch.Tensor]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import List, Sequence, Tuple
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 
@@ -30,6 +31,13 @@ def split_feats(feats: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, ...]:
     return (F.interpolate(feats[0], scale_factor=0.5, mode='bilinear'),
             feats[1], feats[2], feats[3],
             F.interpolate(feats[4], size=feats[3].shape[-2:], mode='bilinear'))
+
+
+def normal_init(module: nn.Module, std: float = 0.01, bias: float = 0.0) -> None:
+    """Weight ~ N(0, std), bias = ``bias`` (mmcv's ``normal_init``)."""
+    nn.init.normal_(module.weight, 0.0, std)
+    if getattr(module, 'bias', None) is not None:
+        nn.init.constant_(module.bias, bias)
 
 
 def bias_init_with_prob(prior_prob: float) -> float:

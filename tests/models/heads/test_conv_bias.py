@@ -35,7 +35,7 @@ def test_dcn_bias_only_on_deformable_convs():
     head.init_weights()
     assert torch.count_nonzero(head.kernel_convs[2].conv.bias) == 0
     feats = [torch.randn(1, 8, 32 // 2 ** i, 32 // 2 ** i) for i in range(5)]
-    cate, kernel = head(feats)
+    cate, kernel, _ = head(feats, torch.zeros(1, 16, 8, 8))
     assert all(torch.isfinite(t).all() for t in cate + kernel)
 
     feat = MaskFeatHead(8, 16, 0, 1, 16, conv_cfg=dict(type='DCNv2'),

@@ -29,11 +29,11 @@ def test_inference_matches_original(name):
     model.eval()
     img = torch.from_numpy(case.test_img)
     with torch.no_grad():
-        outs = model.bbox_head(model.extract_feat(img))
+        outs = model.forward_heads(model.extract_feat(img))
     for which in ('infer_strict', 'infer'):
         ref = case.infer[which]
         assert ref['preprocessing']['input_tensor_shape'] == list(img.shape)
-        result = model.bbox_head.get_seg(*outs, [infer_meta(ref)], dict(ref['test_cfg']),
+        result = model.bbox_head.predict(outs, [infer_meta(ref)], dict(ref['test_cfg']),
                                          rescale=True)[0]
         compare_detections(result, ref)
         if which == 'infer':   # capped at max_per_img: our first N are the original's first N

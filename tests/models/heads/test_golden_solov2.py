@@ -15,8 +15,13 @@ def test_targets_match_original(name):
     head = build_golden_model(name).bbox_head
     t = case.train
     h, w = (int(s) for s in t['target_mask_feat_size'])
-    levels, cates, masks = head.get_targets(torch.from_numpy(t['gt_bboxes']),
-                                            torch.from_numpy(t['gt_labels_0based']), t['gt_masks'], (h, w))
+    assigns, cates = head.get_targets([torch.from_numpy(t['gt_bboxes'])],
+                                      [torch.from_numpy(t['gt_labels_0based'])], [t['gt_masks']],
+                                      (h * 4, w * 4))
+    levels, cates = assigns[0], [c[0] for c in cates]
+    # per image the targets of all (instance, cell) pairs, level after level
+    pair_masks = head._mask_targets(assigns, [t['gt_masks']], (h, w))[0]
+    masks = torch.split(pair_masks, [len(level.inst_inds) for level in levels])
     for lvl, (level, cate) in enumerate(zip(levels, cates)):
         ref_cate = t[f'target_cate_label_L{lvl}'].astype(np.int64)
         ours = cate.numpy().copy()
@@ -26,7 +31,7 @@ def test_targets_match_original(name):
                                       err_msg=f'grid order, level {lvl}')
         pos = np.flatnonzero((level.cell_owner() >= 0).numpy())
         np.testing.assert_array_equal(pos, t[f'target_pos_cells_L{lvl}'])
-        sums = masks[level.inst_inds].flatten(1).sum(1).numpy()
+        sums = masks[lvl].flatten(1).sum(1).numpy()
         np.testing.assert_array_equal(sums, t[f'target_ins_target_pixelsum_L{lvl}'])
         assert len(sums) == int(t[f'target_ins_target_count_L{lvl}'])
 

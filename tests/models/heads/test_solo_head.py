@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmdet_solo.models.heads.solo_head import SOLOHead
+from mmdet_solo.models.heads import SOLOHead, SOLOOutputs
 from mmdet_solo.registry import HEADS
 from mmdet_solo.structures import InstanceResult
 
@@ -19,7 +19,7 @@ LOSSES = dict(loss_ins=dict(type='DiceLoss', use_sigmoid=True, loss_weight=3.0),
 CONFIG_ARGS = dict(num_classes=80, in_channels=256, stacked_convs=7, seg_feat_channels=256,
                    strides=[8, 8, 16, 32, 32], sigma=0.2, num_grids=[40, 36, 24, 16, 12],
                    scale_ranges=((1, 96), (48, 192), (96, 384), (192, 768), (384, 2048)),
-                   cate_down_pos=0, with_deform=False, **LOSSES)
+                   cate_down_pos=0, **LOSSES)
 SMALL_ARGS = dict(CONFIG_ARGS, in_channels=32, seg_feat_channels=32, stacked_convs=2,
                   num_classes=3, num_grids=[8, 6, 4, 3, 2],
                   scale_ranges=((1, 24), (12, 48), (24, 96), (48, 192), (96, 512)))
@@ -68,13 +68,21 @@ def test_bad_arguments():
         SOLOHead(**dict(SMALL_ARGS, num_grids=None))
     with pytest.raises(ValueError, match='one entry per level'):
         SOLOHead(**dict(SMALL_ARGS, num_grids=[8, 6]))
-    with pytest.raises(NotImplementedError, match='with_deform'):
-        SOLOHead(**dict(SMALL_ARGS, with_deform=True))
+    with pytest.raises(ValueError, match='5 FPN levels'):
+        SOLOHead(**dict(SMALL_ARGS, num_grids=[8, 6, 4, 3], strides=[8, 8, 16, 32],
+                        scale_ranges=SMALL_ARGS['scale_ranges'][:4]))
+    for dead in ('with_deform', 'base_edge_list'):   # accepted and unused before: now refused
+        with pytest.raises(TypeError, match=dead):
+            SOLOHead(**dict(SMALL_ARGS, **{dead: False}))
+    with pytest.raises(ValueError, match='mask_feats'):
+        SOLOHead(**SMALL_ARGS)(fpn_feats(), torch.zeros(2, 8, 16, 24))
 
 
 def test_forward_shapes():
     head = SOLOHead(**SMALL_ARGS)
-    ins, cate = head(fpn_feats())
+    outs = head(fpn_feats())
+    assert isinstance(outs, SOLOOutputs)
+    ins, cate = outs.mask_preds, outs.cate_preds
     assert [tuple(p.shape) for p in ins] == [(2, 64, 16, 24), (2, 36, 16, 24), (2, 16, 8, 12),
                                             (2, 9, 4, 6), (2, 4, 4, 6)]
     assert [tuple(p.shape) for p in cate] == [(2, 3, s, s) for s in (8, 6, 4, 3, 2)]
@@ -84,7 +92,7 @@ def test_loss_finite_and_differentiable():
     head = SOLOHead(**SMALL_ARGS)
     head.init_weights()
     outs = head(fpn_feats())
-    losses = head.loss(*outs, *gt_for(), img_metas=[{}, {}])
+    losses = head.loss(outs, *gt_for(), img_metas=[{}, {}])
     assert set(losses) == {'loss_ins', 'loss_cate'}
     assert all(torch.isfinite(v) and v > 0 for v in losses.values())
     sum(losses.values()).backward()
@@ -95,7 +103,7 @@ def test_loss_without_any_positive_is_zero_but_connected():
     head = SOLOHead(**SMALL_ARGS)
     outs = head(fpn_feats())
     boxes, labels, masks = gt_for()
-    losses = head.loss(*outs, [boxes[1]] * 2, [labels[1]] * 2, [masks[1]] * 2, img_metas=[{}, {}])
+    losses = head.loss(outs, [boxes[1]] * 2, [labels[1]] * 2, [masks[1]] * 2, img_metas=[{}, {}])
     assert losses['loss_ins'].item() == 0 and losses['loss_ins'].requires_grad
     assert torch.isfinite(losses['loss_cate']) and losses['loss_cate'] > 0
     sum(losses.values()).backward()
@@ -106,10 +114,13 @@ def test_loss_matches_direct_computation():
     """Dice on the positive cells' masks (mean over targets × 3) and focal / (num_pos + 1)."""
     head = SOLOHead(**SMALL_ARGS)
     head.init_weights()
-    ins, cate = head(fpn_feats())
+    outs = head(fpn_feats())
+    ins, cate = outs.mask_preds, outs.cate_preds
     gt = gt_for()
-    losses = head.loss(ins, cate, *gt, img_metas=[{}, {}])
-    cate_t, pos, mask_t = head.get_targets(*gt, [p.shape[-2:] for p in ins])
+    losses = head.loss(outs, *gt, img_metas=[{}, {}])
+    assigns, cate_t = head.get_targets(*gt, (64, 96))
+    mask_t = [t for _, _, t in head._mask_targets(assigns, gt[2], [p.shape[-2:] for p in ins])]
+    pos = [c.flatten(1) != 3 for c in cate_t]
     dices = []
     for lvl in range(5):
         for b, cell in pos[lvl].nonzero().tolist():
@@ -140,10 +151,11 @@ def test_candidate_masks_identical_to_resizing_every_channel():
     full = torch.cat([F.interpolate(p[1:2].sigmoid(), size=(64, 96), mode='bilinear')[0]
                       for p in ins])
     cells = torch.tensor([0, 63, 64, 64, 99, 100, 115, 125, 128])
-    assert torch.equal(head._candidate_masks(ins, 1, cells, (64, 96)), full[cells])
+    cate = [torch.zeros(2, 3, s, s) for s in head.seg_num_grids]
+    assert torch.equal(head._candidate_masks(SOLOOutputs(cate, ins), 1, cells), full[cells])
 
 
-def test_get_seg_returns_one_result_per_image():
+def test_predict_returns_one_result_per_image():
     head = SOLOHead(**SMALL_ARGS)
     head.init_weights()
     with torch.no_grad():
@@ -153,12 +165,12 @@ def test_get_seg_returns_one_result_per_image():
         outs = head(fpn_feats())
     metas = [dict(img_shape=(60, 90, 3), ori_shape=(30, 45, 3)),
              dict(img_shape=(64, 96, 3), ori_shape=(64, 96, 3))]
-    results = head.get_seg(*outs, metas, TEST_CFG, rescale=True)
+    results = head.predict(outs, metas, TEST_CFG, rescale=True)
     assert len(results) == 2 and all(isinstance(r, InstanceResult) for r in results)
     assert results[0].masks.shape[1:] == (30, 45) and results[1].masks.shape[1:] == (64, 96)
     assert len(results[0]) > 0 and np.all(np.diff(results[0].scores) <= 0)
     assert results[0].labels.max() < 3
-    empty = head.get_seg(*outs, metas, dict(TEST_CFG, score_thr=1.0))
+    empty = head.predict(outs, metas, dict(TEST_CFG, score_thr=1.0))
     assert [len(r) for r in empty] == [0, 0] and empty[0].masks.shape == (0, 30, 45)
 
 
@@ -169,16 +181,18 @@ def test_targets_match_original(name):
     ranges = CONFIG_ARGS['scale_ranges'] if 'light' not in name else \
         ((1, 64), (32, 128), (64, 256), (128, 512), (256, 2048))
     head = SOLOHead(**dict(CONFIG_ARGS, stacked_convs=1, scale_ranges=ranges))
-    cate, pos, masks = head.get_targets([torch.from_numpy(t['gt_bboxes'])],
-                                        [torch.from_numpy(t['gt_labels_0based'])], [t['gt_masks']],
-                                        t['target_featmap_sizes'])
-    for lvl in range(5):
+    sizes = [tuple(int(v) for v in s) for s in t['target_featmap_sizes']]
+    assigns, cate = head.get_targets([torch.from_numpy(t['gt_bboxes'])],
+                                     [torch.from_numpy(t['gt_labels_0based'])], [t['gt_masks']],
+                                     (sizes[0][0] * 4, sizes[0][1] * 4))
+    targets = head._mask_targets(assigns, [t['gt_masks']], sizes)
+    for lvl, (_, cells, masks) in enumerate(targets):
         ours = cate[lvl][0].numpy()
         ours = np.where(ours == 80, 0, ours + 1)            # original: 0 = background, 1..80
         np.testing.assert_array_equal(ours, t[f'target_cate_label_L{lvl}'])
-        np.testing.assert_array_equal(np.flatnonzero(pos[lvl][0].numpy()),
-                                      t[f'target_pos_cells_L{lvl}'])
-        assert len(masks[lvl]) == int(t[f'target_ins_target_count_L{lvl}'])
-        assert tuple(masks[lvl].shape[1:]) == tuple(t['target_featmap_sizes'][lvl])
-        np.testing.assert_array_equal(masks[lvl].flatten(1).sum(1).numpy(),
+        np.testing.assert_array_equal(np.flatnonzero(ours), t[f'target_pos_cells_L{lvl}'])
+        np.testing.assert_array_equal(cells.numpy(), t[f'target_pos_cells_L{lvl}'])
+        assert len(masks) == int(t[f'target_ins_target_count_L{lvl}'])
+        assert tuple(masks.shape[1:]) == tuple(t['target_featmap_sizes'][lvl])
+        np.testing.assert_array_equal(masks.flatten(1).sum(1).numpy(),
                                       t[f'target_ins_target_pixelsum_L{lvl}'])
