@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="'cpu', 'cuda', 'cuda:1', ... (default: cuda:0 if available, else cpu)")
     p.add_argument('--json', action='store_true',
                    help='also write OUT/<stem>.json with the instances (RLE masks)')
+    p.add_argument('--fp16', action='store_true',
+                   help='autocast the network (float16 on CUDA, bfloat16 on a CPU; '
+                        'post-processing stays float32): faster, results differ slightly')
     p.add_argument('--allow-partial', '--allow_partial', dest='allow_partial', action='store_true',
                    help='run with a checkpoint that fills less than half of the model (weights '
                         'of another config); refused by default')
@@ -125,7 +128,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from mmdet_solo.utils.misc import refuse_overwriting_inputs
     device = args.device or ('cuda:0' if torch.cuda.is_available() else 'cpu')
     model = init_detector(args.config, args.checkpoint, device=device,
-                          cfg_options=args.cfg_options, allow_partial=args.allow_partial)
+                          cfg_options=args.cfg_options, allow_partial=args.allow_partial,
+                          fp16=args.fp16)
     classes = model.CLASSES
     names = output_names(files)
     outputs = [osp.join(args.output, n) for n in names]

@@ -43,7 +43,8 @@ def _check_device(device: Union[str, torch.device]) -> torch.device:
 
 def init_detector(config: Union[str, Config], checkpoint: Optional[str] = None,
                   device: Union[str, torch.device] = 'cuda:0',
-                  cfg_options: Optional[dict] = None, allow_partial: bool = False) -> nn.Module:
+                  cfg_options: Optional[dict] = None, allow_partial: bool = False,
+                  fp16: bool = False) -> nn.Module:
     """Build the detector of ``config`` (a path or a ``Config``), load ``checkpoint`` if given.
 
     ``model.CLASSES`` comes from the checkpoint's meta, else from the config's test dataset.
@@ -52,7 +53,9 @@ def init_detector(config: Union[str, Config], checkpoint: Optional[str] = None,
     ``channels_last = True`` in the config keeps the 4-D weights in the channels_last memory
     format (as in training): same maths, ~15 % faster SOLOv2 R50 inference on a CPU.
     A checkpoint that fills less than half of the model's parameters (weights of another
-    architecture) is refused unless ``allow_partial``.
+    architecture) is refused unless ``allow_partial``. ``fp16`` runs the backbone, neck and
+    heads under autocast (float16 on CUDA, bfloat16 on a CPU) and post-processing in float32:
+    faster, but not bit-identical (see docs/GETTING_STARTED.md, "Mixed precision").
     """
     if not isinstance(config, (str, Config)):
         raise TypeError(f'init_detector: config must be a file path or a Config, got {type(config).__name__}')
@@ -73,6 +76,8 @@ def init_detector(config: Union[str, Config], checkpoint: Optional[str] = None,
     model.cfg = cfg
     if cfg.get('channels_last', False):
         model.to(memory_format=torch.channels_last)
+    if fp16:
+        model.inference_dtype = torch.float16 if device.type == 'cuda' else torch.bfloat16
     return model.to(device).eval()
 
 

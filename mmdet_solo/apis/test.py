@@ -174,7 +174,7 @@ def multi_gpu_test(model: nn.Module, data_loader, tmpdir: Optional[str] = None,
 # ------------------------------------------------------------------------------- tool setup
 def prepare_test(config: str, checkpoint: str, cfg_options: Optional[dict] = None,
                  launcher: str = 'none', device: Optional[str] = None,
-                 allow_partial: bool = False):
+                 allow_partial: bool = False, fp16: bool = False):
     """Shared set-up of the test tools: ``(cfg, model, dataset, distributed)``.
 
     Loads the config (plus ``cfg_options``), joins the torchrun process group for
@@ -206,7 +206,7 @@ def prepare_test(config: str, checkpoint: str, cfg_options: Optional[dict] = Non
             device = 'cpu'
     cfg.data.test.test_mode = True
     dataset = build_dataset(cfg.data.test, dict(test_mode=True))
-    model = init_detector(cfg, checkpoint, device=device, allow_partial=allow_partial)
+    model = init_detector(cfg, checkpoint, device=device, allow_partial=allow_partial, fp16=fp16)
     order = check_classes(model.CLASSES, getattr(dataset, 'CLASSES', None), checkpoint)
     if order is not None:
         test_cfg = copy.deepcopy(cfg.data.test)

@@ -147,6 +147,26 @@ def test_channels_last_inference_matches_original_release(golden_ckpt):
     compare_detections(inference_detector(model, PUBLIC_JPG), load_case(GOLDEN).infer['infer'])
 
 
+def test_fp16_inference_autocasts_the_network_only(golden_ckpt, golden_model, monkeypatch):
+    model = init_detector(GOLDEN_CONFIG, golden_ckpt, device='cpu', fp16=True)
+    assert model.inference_dtype == torch.bfloat16 and golden_model.inference_dtype is None
+    seen = {}
+    real_predict = type(model.bbox_head).predict
+
+    def predict(head, outputs, *args, **kwargs):
+        seen['cate'] = outputs.cate_preds[0].dtype
+        return real_predict(head, outputs, *args, **kwargs)
+    monkeypatch.setattr(type(model.bbox_head), 'predict', predict)
+    low = inference_detector(model, PUBLIC_JPG)
+    assert seen['cate'] == torch.float32      # post-processing in float32
+    monkeypatch.setattr(type(model.bbox_head), 'predict', real_predict)
+    ref = inference_detector(golden_model, PUBLIC_JPG)
+    # bfloat16 moves the scores a little: the best detections stay the same
+    np.testing.assert_array_equal(low.labels[:5], ref.labels[:5])
+    np.testing.assert_allclose(low.scores[:5], ref.scores[:5], atol=0.03)
+    assert not np.array_equal(low.scores, ref.scores[:len(low.scores)])  # it did run in bf16
+
+
 # ----------------------------------------------------------------------------- README snippet
 # The inference example of the original project's guide (docs/GETTING_STARTED.md and
 # demo/inference_demo.py of WXinlong/SOLO), verbatim.
