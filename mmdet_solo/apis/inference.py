@@ -50,8 +50,9 @@ def init_detector(config: Union[str, Config], checkpoint: Optional[str] = None,
     ``model.CLASSES`` comes from the checkpoint's meta, else from the config's test dataset.
     Checkpoints of the original SOLO release (``{'meta', 'state_dict'}`` with the names
     ``backbone.*``, ``neck.*``, ``bbox_head.*``, ``mask_feat_head.*``) load as they are.
-    ``channels_last = True`` in the config keeps the 4-D weights in the channels_last memory
-    format (as in training): same maths, ~15 % faster SOLOv2 R50 inference on a CPU.
+    On a CPU the 4-D weights (and so the activations) use the channels_last memory format
+    unless the model has deformable convolutions: same maths, 7-12 % faster (BENCHMARKS.md,
+    "channels_last"); ``channels_last = True/False`` in the config decides instead.
     A checkpoint that fills less than half of the model's parameters (weights of another
     architecture) is refused unless ``allow_partial``. ``fp16`` runs the backbone, neck and
     heads under autocast (float16 on CUDA, bfloat16 on a CPU) and post-processing in float32:
@@ -74,11 +75,21 @@ def init_detector(config: Union[str, Config], checkpoint: Optional[str] = None,
                          f'head predicts num_classes={num_classes}; fix num_classes in the config')
     model.CLASSES = tuple(classes) if classes is not None else None
     model.cfg = cfg
-    if cfg.get('channels_last', False):
+    if _use_channels_last(cfg.get('channels_last'), model, device):
         model.to(memory_format=torch.channels_last)
     if fp16:
         model.inference_dtype = torch.float16 if device.type == 'cuda' else torch.bfloat16
     return model.to(device).eval()
+
+
+def _use_channels_last(setting: Optional[bool], model: nn.Module, device: torch.device) -> bool:
+    """The config's ``channels_last`` if set; by default on a CPU for models without
+    deformable convolutions (measured faster; DCN models are not)."""
+    if setting is not None:
+        return bool(setting)
+    from ..models.layers.deform_conv import _DeformConvBase
+    return device.type == 'cpu' and not any(isinstance(m, _DeformConvBase)
+                                            for m in model.modules())
 
 
 def _test_pipeline(cfg: Config) -> Compose:

@@ -139,12 +139,25 @@ def test_inference_matches_original_release(golden_model, which):
     print(which, len(result), stats)
 
 
-def test_channels_last_inference_matches_original_release(golden_ckpt):
-    model = init_detector(GOLDEN_CONFIG, golden_ckpt, device='cpu',
-                          cfg_options={'channels_last': True})
+def _channels_last(model) -> bool:
     weight = model.backbone.conv1.weight
-    assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+    return weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+
+
+def test_channels_last_inference_matches_original_release(golden_ckpt):
+    model = init_detector(GOLDEN_CONFIG, golden_ckpt, device='cpu')
+    assert _channels_last(model)            # the CPU default for a model without DCN
     compare_detections(inference_detector(model, PUBLIC_JPG), load_case(GOLDEN).infer['infer'])
+    model = init_detector(GOLDEN_CONFIG, golden_ckpt, device='cpu',
+                          cfg_options={'channels_last': False})
+    assert not _channels_last(model)
+    compare_detections(inference_detector(model, PUBLIC_JPG), load_case(GOLDEN).infer['infer'])
+
+
+def test_dcn_models_stay_contiguous_by_default():
+    config = os.path.join(ROOT, 'configs', 'solov2', 'solov2_light_512_dcn_r50_fpn_8gpu_3x.py')
+    assert not _channels_last(init_detector(config, device='cpu'))
+    assert _channels_last(init_detector(config, device='cpu', cfg_options={'channels_last': True}))
 
 
 def test_fp16_inference_autocasts_the_network_only(golden_ckpt, golden_model, monkeypatch):

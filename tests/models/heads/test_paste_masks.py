@@ -20,11 +20,12 @@ def _reference(soft, img_hw, out_hw, thr, rescale):
 
 @pytest.mark.parametrize('rescale', [True, False])
 @pytest.mark.parametrize('budget', [1, 5000, 2 ** 25])
-def test_chunked_paste_equals_single_resize(monkeypatch, rescale, budget):
+@pytest.mark.parametrize('out_hw', [(131, 177), (75, 101)])  # the second: no resize needed
+def test_chunked_paste_equals_single_resize(monkeypatch, rescale, budget, out_hw):
     monkeypatch.setattr(postprocess, 'PASTE_CHUNK_ELEMS', budget)
     g = torch.Generator().manual_seed(0)
     soft = torch.rand(7, 20, 28, generator=g)
-    img_hw, out_hw = (75, 101), (131, 177)
+    img_hw = (75, 101)
     labels, scores = np.arange(7), np.linspace(1, 0.3, 7).astype(np.float32)
     res = paste_masks(soft, img_hw, out_hw, 0.5, labels, scores, rescale=rescale)
     expect = _reference(soft, img_hw, out_hw, 0.5, rescale)
