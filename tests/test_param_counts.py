@@ -9,7 +9,6 @@ import math
 import os
 
 import pytest
-import torch
 
 from golden_utils import CONFIGS, GOLDEN_DIR, ROOT
 

@@ -30,8 +30,8 @@ from torch.utils.data import DataLoader, Dataset
 from ..registry import DATASETS, build_from_cfg
 from .collate import collate
 from .dataset_wrappers import ConcatDataset, RepeatDataset
-from .samplers import (DistributedGroupSampler, DistributedSampler, GroupSampler, TestSampler,
-                       get_dist_info)
+from ..engine.dist import get_dist_info
+from .samplers import DistributedGroupSampler, DistributedSampler, GroupSampler, TestSampler
 
 DatasetCfg = Union[Dict[str, Any], Sequence[Dict[str, Any]]]
 

@@ -217,7 +217,7 @@ def test_resize_errors():
         Resize(img_scale=[(1333, 800), (1333,)])
     with pytest.raises(TypeError, match='img_scale'):
         MultiScaleFlipAug([], img_scale=1333)
-    # lists read back from JSON configs stand for tuples
+    # lists (e.g. from --cfg-options or a dumped config) stand for tuples
     assert Resize(img_scale=[1333, 800]).img_scale == [(1333, 800)]
     assert Resize(img_scale=[[852, 512], [852, 480]], multiscale_mode='value').img_scale == [
         (852, 512), (852, 480)]
