@@ -115,8 +115,8 @@ def inference_detector(model: nn.Module, imgs: Union[ImageLike, Sequence[ImageLi
     Uses the config's ``test_pipeline``. Returns one ``InstanceResult`` per image (masks at the
     original image size), a list for a list input. A list runs as padded batches of
     ``batch_size`` images, one forward each (default: ``data.test.samples_per_gpu`` /
-    ``imgs_per_gpu`` of the config, else 1). Images of the same padded size give exactly the
-    results of batch 1; a batch of mixed sizes is padded to the largest, which moves SOLO's
+    ``imgs_per_gpu`` of the config, else 1). Images of the same padded size give the results
+    of batch 1 (up to rounding with channels_last weights, the CPU default); a batch of mixed sizes is padded to the largest, which moves SOLO's
     grid slightly (see docs/GETTING_STARTED.md, "Batched inference").
     """
     single = not isinstance(imgs, (list, tuple))

@@ -33,6 +33,9 @@ def _small_test_scale(cfg):
 @pytest.fixture(scope='module')
 def model():
     cfg = _small_test_scale(Config.fromfile(os.path.join(ROOT, CONFIGS[GOLDEN])))
+    # contiguous weights: with channels_last (the CPU default) convolutions round differently
+    # for different batch sizes, and the batch-1 equality below holds only up to ~1e-3
+    cfg.channels_last = False
     m = init_detector(cfg, None, device='cpu')
     m.load_state_dict(golden_state_dict(GOLDEN))
     return m
