@@ -8,11 +8,20 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+def _linspace(n: int, like: torch.Tensor) -> torch.Tensor:
+    """``linspace(-1, 1, n)``. While exporting (ONNX), ``-1 + i * 2 / (n - 1)`` instead: an
+    exported ``linspace`` would fix ``n`` to the export size; the two differ by ~1 ulp."""
+    if torch.compiler.is_exporting():
+        idx = torch.arange(n, device=like.device, dtype=like.dtype)
+        return idx * (2.0 / max(n - 1, 1)) - 1.0
+    return torch.linspace(-1, 1, n, device=like.device, dtype=like.dtype)
+
+
 def coord_features(x: torch.Tensor) -> torch.Tensor:
     """(B, 2, H, W) CoordConv channels: x then y, each ``linspace(-1, 1)`` over the map."""
     b, _, h, w = x.shape
-    xs = torch.linspace(-1, 1, w, device=x.device, dtype=x.dtype)
-    ys = torch.linspace(-1, 1, h, device=x.device, dtype=x.dtype)
+    xs = _linspace(w, x)
+    ys = _linspace(h, x)
     grid_y, grid_x = torch.meshgrid(ys, xs, indexing='ij')
     return torch.stack([grid_x, grid_y]).unsqueeze(0).expand(b, -1, -1, -1)
 
