@@ -38,6 +38,7 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, 'tests'))  # golden_utils
 sys.path.insert(0, os.path.join(ROOT, 'tools', 'dev'))
 
 IMAGE = os.path.join(ROOT, 'tests', 'data', 'golden', 'public.jpg')
@@ -89,24 +90,19 @@ def build_pair(name: str, channels_last):
 
 
 def check_same(theirs_out, ours_out) -> int:
-    """Raise unless both found the same instances; return their number."""
+    """Raise unless both found the same instances (the golden tests' matching: same label,
+    score within 1e-4, mask IoU >= 0.99); return their number."""
+    import pycocotools.mask as mask_util
+    from golden_utils import compare_detections
+
     pred = theirs_out.pred_instances
-    labels, scores = pred.labels.numpy(), pred.scores.numpy()
-    masks = pred.masks.numpy().astype(bool)
-    ours_masks = np.asarray(ours_out.masks, dtype=bool)
-    if len(labels) != len(ours_out):
-        raise AssertionError(f'{len(labels)} detections by mmdet, {len(ours_out)} by ours')
-    order_t = np.lexsort((labels, -np.round(scores, 4)))
-    order_o = np.lexsort((np.asarray(ours_out.labels), -np.round(np.asarray(ours_out.scores), 4)))
-    for i, j in zip(order_t, order_o):
-        if labels[i] != int(ours_out.labels[j]) or abs(scores[i] - float(ours_out.scores[j])) > 1e-4:
-            raise AssertionError(f'detection differs: mmdet ({labels[i]}, {scores[i]:.5f}) vs '
-                                 f'ours ({int(ours_out.labels[j])}, {float(ours_out.scores[j]):.5f})')
-        inter = np.logical_and(masks[i], ours_masks[j]).sum()
-        union = np.logical_or(masks[i], ours_masks[j]).sum()
-        if union and inter / union < 0.99:
-            raise AssertionError(f'mask IoU {inter / union:.3f} for detection {i}')
-    return len(labels)
+    masks = pred.masks.numpy().astype(np.uint8).transpose(1, 2, 0)
+    rles = mask_util.encode(np.asfortranarray(masks))
+    dets = [dict(label=int(label), score=float(score),
+                 rle=dict(size=rle['size'], counts=rle['counts'].decode('ascii')))
+            for label, score, rle in zip(pred.labels, pred.scores, rles)]
+    compare_detections(ours_out, dict(detections=dets), score_atol=1e-4)
+    return len(dets)
 
 
 def main(argv=None) -> int:

@@ -102,6 +102,12 @@ def accepted_args(obj: Any) -> Optional[FrozenSet[str]]:
     return frozenset(names - {'self'})
 
 
+def did_you_mean(key: Any, choices: Iterable[str]) -> str:
+    """`` (did you mean 'a', 'b'?)`` with the up to 3 close matches of ``key``, or ``''``."""
+    close = difflib.get_close_matches(str(key), sorted(set(choices)), n=3, cutoff=0.6)
+    return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ''
+
+
 def check_keys(cfg: Mapping[str, Any], allowed: Optional[Iterable[str]], where: str) -> None:
     """Refuse a key of ``cfg`` that is not in ``allowed`` (``None``: anything goes), naming it,
     ``where`` it is and the close matches: a typo must never fall back to a default silently."""
@@ -111,10 +117,8 @@ def check_keys(cfg: Mapping[str, Any], allowed: Optional[Iterable[str]], where: 
     allowed = sorted(set(allowed))
     for key in cfg:
         if key not in allowed:
-            close = difflib.get_close_matches(str(key), allowed, n=3, cutoff=0.6)
-            hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ''
-            raise ConfigError(f"{where}: unknown key '{key}'{hint}; it takes "
-                              f"{', '.join(allowed) or 'no keys'}")
+            raise ConfigError(f"{where}: unknown key '{key}'{did_you_mean(key, allowed)}; "
+                              f"it takes {', '.join(allowed) or 'no keys'}")
 
 
 def build_from_cfg(cfg: dict, registry: Registry, default_args: Optional[dict] = None) -> Any:

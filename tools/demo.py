@@ -21,6 +21,7 @@ import time
 from typing import List, Optional, Sequence
 
 from mmdet_solo.config import DictAction
+from mmdet_solo.utils.cli import add_model_loading_args
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
@@ -40,12 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="'cpu', 'cuda', 'cuda:1', ... (default: cuda:0 if available, else cpu)")
     p.add_argument('--json', action='store_true',
                    help='also write OUT/<stem>.json with the instances (RLE masks)')
-    p.add_argument('--fp16', action='store_true',
-                   help='autocast the network (float16 on CUDA, bfloat16 on a CPU; '
-                        'post-processing stays float32): faster, results differ slightly')
-    p.add_argument('--allow-partial', '--allow_partial', dest='allow_partial', action='store_true',
-                   help='run with a checkpoint that fills less than half of the model (weights '
-                        'of another config); refused by default')
+    add_model_loading_args(p)
     p.add_argument('--cfg-options', '--cfg_options', dest='cfg_options', nargs='+',
                    action=DictAction, metavar='KEY=VALUE',
                    help='override config keys, e.g. test_cfg.mask_thr=0.4')

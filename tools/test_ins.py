@@ -21,6 +21,7 @@ import sys
 from typing import Any, Dict, List, Optional, Sequence
 
 from mmdet_solo.config import DictAction
+from mmdet_solo.utils.cli import add_model_loading_args
 from mmdet_solo.evaluation import ALLOWED_METRICS
 from mmdet_solo.evaluation.backends import DEFAULT_EVAL_BACKEND, EVAL_BACKENDS
 from mmdet_solo.utils.io import atomic_write
@@ -57,12 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     '(default: gathered in memory)')
     p.add_argument('--device', help="device of a single-process run (default: 'cuda:0' if "
                                     "available, else 'cpu')")
-    p.add_argument('--fp16', action='store_true',
-                   help='autocast the network (float16 on CUDA, bfloat16 on a CPU; '
-                        'post-processing stays float32): faster, results differ slightly')
-    p.add_argument('--allow-partial', '--allow_partial', dest='allow_partial', action='store_true',
-                   help='run with a checkpoint that fills less than half of the model (weights '
-                        'of another config); refused by default')
+    add_model_loading_args(p)
     p.add_argument('--cfg-options', '--cfg_options', '--options', dest='cfg_options',
                action=DictAction, help='override config keys, e.g. data.workers_per_gpu=0')
     p.add_argument('--launcher', choices=['none', 'pytorch'], default='none',

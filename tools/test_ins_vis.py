@@ -14,6 +14,7 @@ import sys
 from typing import Optional, Sequence
 
 from mmdet_solo.config import DictAction
+from mmdet_solo.utils.cli import add_model_loading_args
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,12 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help='also show each image in a window (OpenCV, else matplotlib); where '
                         'none can open, says so and only writes --save_dir')
     p.add_argument('--device', help="default: 'cuda:0' if available, else 'cpu'")
-    p.add_argument('--fp16', action='store_true',
-                   help='autocast the network (float16 on CUDA, bfloat16 on a CPU; '
-                        'post-processing stays float32): faster, results differ slightly')
-    p.add_argument('--allow-partial', '--allow_partial', dest='allow_partial', action='store_true',
-                   help='run with a checkpoint that fills less than half of the model (weights '
-                        'of another config); refused by default')
+    add_model_loading_args(p)
     p.add_argument('--cfg-options', '--cfg_options', dest='cfg_options', action=DictAction,
                    help='override config keys, e.g. data.workers_per_gpu=0')
     return p

@@ -19,14 +19,13 @@ Every key a config sets must be one that something reads:
 from __future__ import annotations
 
 import copy
-import difflib
 from typing import Any, Iterable, Mapping, Optional, Union
 
 import torch
 
 from ..config import Config, ConfigError
 from ..registry import (BACKBONES, DATASETS, HEADS, LOSSES, MODELS, NECKS, PIPELINES,
-                        Registry, accepted_args, check_keys)
+                        Registry, accepted_args, check_keys, did_you_mean)
 
 # what the tools and the trainer read at the top level of a config
 TOP_LEVEL_KEYS = (
@@ -62,11 +61,6 @@ CFG_OPTIONS_RULE = (
     'else is refused as a probable typo.')
 
 
-def _did_you_mean(key: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(str(key), sorted(set(choices)), n=3, cutoff=0.6)
-    return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ''
-
-
 def check_top_level(cfg: Config) -> None:
     """Refuse a top-level name that neither mmdet_solo nor its own config file reads."""
     unread = cfg.unread_names
@@ -81,7 +75,7 @@ def check_top_level(cfg: Config) -> None:
         if files:
             raise ConfigError(
                 f"{files[-1]}: top-level '{key}' is read by nothing"
-                f'{_did_you_mean(key, TOP_LEVEL_KEYS)}. mmdet_solo reads '
+                f'{did_you_mean(key, TOP_LEVEL_KEYS)}. mmdet_solo reads '
                 f"{', '.join(TOP_LEVEL_KEYS)}; any other top-level name must be a variable "
                 "its own file uses, e.g. dict(type='Normalize', **img_norm_cfg). A _base_ file "
                 'never sees the variables of a file that inherits it: override the setting '
@@ -259,8 +253,9 @@ def check_cfg_options(cfg: Config, options: Mapping[str, Any]) -> None:
                 break  # a new key inside an existing dict (check_config judges it)
             where = f"'{parent}'" if depth else 'the config'
             raise ConfigError(f"--cfg-options '{dotted}': {where} has no key "
-                              f"'{part}'{_did_you_mean(part, map(str, node))}. "
+                              f"'{part}'{did_you_mean(part, map(str, node))}. "
                               f'Rule: {CFG_OPTIONS_RULE}')
 
 
-__all__ = ['load_config', 'framework_keys', 'check_config', 'check_cfg_options', 'TOP_LEVEL_KEYS', 'CFG_OPTIONS_RULE']
+__all__ = ['load_config', 'framework_keys', 'check_config', 'check_cfg_options', 'TOP_LEVEL_KEYS',
+           'CFG_OPTIONS_RULE']

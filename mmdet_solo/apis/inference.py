@@ -9,7 +9,6 @@ import torch
 import torch.nn as nn
 
 from ..config import Config
-from .config_check import load_config
 from ..datasets.class_names import COCO_CLASSES
 from ..datasets.collate import collate
 from ..datasets.pipelines import Compose
@@ -17,6 +16,7 @@ from ..models import build_detector
 from ..structures import InstanceResult
 from ..utils.checkpoint import MIN_LOADED_FOR_INFERENCE, load_checkpoint
 from ..utils.visualization import show_result_ins, show_result_pyplot
+from .config_check import load_config
 
 ImageLike = Union[str, np.ndarray]
 
@@ -116,8 +116,9 @@ def inference_detector(model: nn.Module, imgs: Union[ImageLike, Sequence[ImageLi
     original image size), a list for a list input. A list runs as padded batches of
     ``batch_size`` images, one forward each (default: ``data.test.samples_per_gpu`` /
     ``imgs_per_gpu`` of the config, else 1). Images of the same padded size give the results
-    of batch 1 (up to rounding with channels_last weights, the CPU default); a batch of mixed sizes is padded to the largest, which moves SOLO's
-    grid slightly (see docs/GETTING_STARTED.md, "Batched inference").
+    of batch 1 (up to rounding with channels_last weights, the CPU default); a batch of mixed
+    sizes is padded to the largest, which moves SOLO's grid slightly (see
+    docs/GETTING_STARTED.md, "Batched inference").
     """
     single = not isinstance(imgs, (list, tuple))
     imgs = [imgs] if single else list(imgs)

@@ -61,7 +61,8 @@ class ImageWindow:
 
     def __init__(self, backend: str) -> None:
         if backend not in ('opencv', 'matplotlib'):
-            raise ValueError(f"ImageWindow: backend must be 'opencv' or 'matplotlib', got {backend!r}")
+            raise ValueError(f"ImageWindow: backend must be 'opencv' or 'matplotlib', "
+                             f'got {backend!r}')
         self.backend = backend
 
     def show(self, image: np.ndarray, title: str) -> None:
