@@ -14,6 +14,9 @@ Result = Union[InstanceResult, EncodedInstanceResult]
 # float pixels resized at once when pasting masks (128 MB of float32): bounds the memory of
 # post-processing for any image size; a 640x480 image pastes ~100 masks in one call
 PASTE_CHUNK_ELEMS = 2 ** 25
+# float32 counts every integer below 2**24 exactly, so a float32 sum of up to that many 0/1
+# values is the exact count whatever the order of the additions
+EXACT_FLOAT_COUNT = 2 ** 24
 
 
 def cfg_get(cfg, key: str, default=None):
@@ -102,8 +105,13 @@ def segm_postprocess(seg_preds: torch.Tensor, cate_labels: torch.Tensor, cate_sc
 
     # per mask: binary area and soft sum inside the binary mask
     bin_masks = seg_preds > mask_thr
-    areas = bin_masks.flatten(1).sum(1, dtype=torch.int32).float()  # int32: 2x faster than int64
-    soft_sums = (seg_preds * bin_masks.float()).sum((1, 2))
+    bin_float = bin_masks.float()
+    if seg_preds[0].numel() < EXACT_FLOAT_COUNT:  # a float sum of 0/1 is exact: one pass less
+        areas = bin_float.sum((1, 2))
+    else:
+        areas = bin_masks.flatten(1).sum(1, dtype=torch.int64).float()
+    soft_sums = (seg_preds * bin_float).sum((1, 2))
+    del bin_float
     # drop candidates whose mask is not larger than their level's stride
     keep = (areas[mask_inds] > strides).nonzero().flatten()
     if len(keep) == 0:
