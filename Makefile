@@ -10,11 +10,14 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
-$(STAMP): setup.py requirements/runtime.txt requirements/tests.txt requirements/deploy.txt requirements/build.txt $(wildcard mmdet_solo/ops/csrc/*)
+$(STAMP): setup.py requirements/runtime.txt requirements/tests.txt requirements/deploy.txt requirements/build.txt requirements/optional.txt $(wildcard mmdet_solo/ops/csrc/*)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip setuptools wheel
 	$(PY) -m pip install $(TORCH_SPEC)
 	$(PY) -m pip install -r requirements/runtime.txt -r requirements/tests.txt -r requirements/deploy.txt
+	# optional extras (TensorBoard logging, faster-coco-eval, cityscapesscripts): installed so
+	# that their tests run instead of skipping
+	$(PY) -m pip install -r requirements/optional.txt
 	$(PY) -m pip install -r requirements/build.txt
 	# builds the Matrix NMS extension (C++; CUDA when a toolkit and GPU are present or FORCE_CUDA=1)
 	$(PY) -m pip install -v --no-build-isolation --no-deps -e .

@@ -35,7 +35,6 @@ import os
 import platform
 import statistics
 import sys
-import time
 
 import numpy as np
 import torch
@@ -46,25 +45,13 @@ sys.path.insert(0, os.path.join(ROOT, 'tests'))
 
 from mmdet_solo.config import Config  # noqa: E402
 from mmdet_solo.models import build_detector  # noqa: E402
+from mmdet_solo.utils.profiling import count_flops, time_stages, timed  # noqa: E402
 
 CASES = [  # (name, config, input (H, W) = the test pipeline's output for a 4:3 image, golden name)
     ('SOLOv2 R50 1333x800', 'configs/solov2/solov2_r50_fpn_8gpu_1x.py', (800, 1067), 'solov2_r50_fpn_8gpu_1x'),
     ('SOLOv2-light R18 768x448', 'configs/solov2/solov2_light_448_r18_fpn_8gpu_3x.py', (448, 597),
      'solov2_light_448_r18_fpn_8gpu_3x'),
 ]
-
-
-def _sync(device):
-    if device.type == 'cuda':
-        torch.cuda.synchronize()
-
-
-def _timed(fn, device):
-    _sync(device)
-    t = time.perf_counter()
-    out = fn()
-    _sync(device)
-    return out, time.perf_counter() - t
 
 
 def build(config: str, weights: str, golden: str, device: torch.device,
@@ -102,23 +89,11 @@ def bench_inference(model, hw, device, warmup, repeat, memory_format=torch.conti
                     batch_size=1):
     """Median seconds per batch of (backbone+neck, heads, post-processing, their sum, the whole
     ``model(...)`` call), and the number of detections in the first image."""
-    model.eval()
     img, metas = inference_inputs(hw, batch_size, device, memory_format)
-    times = []
-    with torch.no_grad():
-        for i in range(warmup + repeat):
-            feats, t1 = _timed(lambda: model.extract_feat(img), device)
-            outs, t2 = _timed(lambda: model.forward_heads(feats), device)
-            res, t3 = _timed(lambda: model.bbox_head.predict(outs, metas, model.test_cfg), device)
-            del feats, outs
-            res_fwd, t4 = _timed(lambda: model(img=img, img_metas=metas, return_loss=False,
-                                               rescale=True), device)
-            if len(res_fwd) != batch_size:
-                raise RuntimeError(f'model() returned {len(res_fwd)} results for a batch of '
-                                   f'{batch_size}')
-            if i >= warmup:
-                times.append((t1, t2, t3, t1 + t2 + t3, t4))
-    return [statistics.median(c) for c in zip(*times)], len(res[0])
+    # the stages of tools/analysis/benchmark.py; post-processing here includes mask pasting
+    r = time_stages(model, img, metas, warmup=warmup, iters=repeat, whole_call=True)
+    post = r['postprocess'] + r['mask_paste']
+    return [r['backbone_neck'], r['heads'], post, r['total'], r['model']], r['detections']
 
 
 def train_step_inputs(device, num_classes=80):
@@ -153,7 +128,7 @@ def bench_train_step(model, device, warmup, repeat, memory_format=torch.contiguo
     args['img'] = args['img'].contiguous(memory_format=memory_format)
     times = []
     for i in range(warmup + repeat):
-        _, t = _timed(lambda: train_step(model, args), device)
+        _, t = timed(lambda: train_step(model, args), device)
         if i >= warmup:
             times.append(t)
     return statistics.median(times)
@@ -162,12 +137,9 @@ def bench_train_step(model, device, warmup, repeat, memory_format=torch.contiguo
 def train_step_gflop(model, device) -> float:
     """Floating-point operations of one training step (convolutions and matmuls, forward and
     backward, as counted by ``torch.utils.flop_counter``), in GFLOP."""
-    from torch.utils.flop_counter import FlopCounterMode
     model.train()
-    counter = FlopCounterMode(display=False)
-    with counter:
-        train_step(model, train_step_inputs(device, _num_classes(model)))
-    return counter.get_total_flops() / 1e9
+    flops, _ = count_flops(lambda: train_step(model, train_step_inputs(device, _num_classes(model))))
+    return flops / 1e9
 
 
 def gemm_gflops(device, n=2048, repeat=10) -> float:
@@ -175,7 +147,7 @@ def gemm_gflops(device, n=2048, repeat=10) -> float:
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     for _ in range(3):
         a @ b
-    times = [_timed(lambda: a @ b, device)[1] for _ in range(repeat)]
+    times = [timed(lambda: a @ b, device)[1] for _ in range(repeat)]
     return 2 * n ** 3 / statistics.median(times) / 1e9
 
 

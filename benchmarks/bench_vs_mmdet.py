@@ -56,9 +56,10 @@ def _convert_helpers():
     return mod
 
 
-def build_pair(name: str, channels_last):
+def build_pair(name: str, channels_last, fuse: bool = False):
     """(mmdet model, our model, our model with contiguous weights as mmdet's) with the same
-    deterministic weights; ``channels_last=None`` is our default (on for a CPU without DCN)."""
+    deterministic weights; ``channels_last=None`` is our default (on for a CPU without DCN);
+    ``fuse``: our timed model with BatchNorm folded into the convolutions (``fuse_conv_bn``)."""
     import mmdet
     from mmdet.registry import MODELS
     from mmengine.config import Config as MMConfig
@@ -82,7 +83,9 @@ def build_pair(name: str, channels_last):
         path = os.path.join(tmp, f'{name}.pth')
         torch.save({'meta': {'mmdet_version': '3.3.0'}, 'state_dict': weights}, path)
         config = os.path.join(ROOT, CASES[name])
-        options = None if channels_last is None else {'channels_last': channels_last}
+        options = {} if channels_last is None else {'channels_last': channels_last}
+        if fuse:
+            options['fuse_conv_bn'] = True
         ours = init_detector(config, path, device='cpu', cfg_options=options)
         contiguous = init_detector(config, path, device='cpu',
                                    cfg_options={'channels_last': False})
@@ -115,6 +118,9 @@ def main(argv=None) -> int:
                         help='memory format of our timed model (auto: our CPU default, '
                              'channels_last without DCN). The detections are compared with a '
                              "contiguous copy, as mmdet's: channels_last rounds differently")
+    parser.add_argument('--fuse-conv-bn', action='store_true',
+                        help='time our model with BatchNorm folded into the convolutions '
+                             '(fuse_conv_bn=True; rounds differently, as channels_last)')
     parser.add_argument('--json', help='also write the figures to this JSON file')
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -129,10 +135,11 @@ def main(argv=None) -> int:
     from mmdet_solo.apis import inference_detector
 
     report = dict(machine=platform.processor() or platform.machine(), threads=args.threads,
-                  torch=torch.__version__, date=datetime.date.today().isoformat(), cases=[])
+                  torch=torch.__version__, date=datetime.date.today().isoformat(),
+                  channels_last=args.channels_last, fuse_conv_bn=args.fuse_conv_bn, cases=[])
     for name in args.case or list(CASES):
         theirs, ours, contiguous = build_pair(
-            name, dict(auto=None, on=True, off=False)[args.channels_last])
+            name, dict(auto=None, on=True, off=False)[args.channels_last], args.fuse_conv_bn)
         with torch.no_grad():
             n = check_same(mmdet_infer(theirs, IMAGE), inference_detector(contiguous, IMAGE))
             del contiguous

@@ -257,10 +257,14 @@ class Config(ConfigDict):
 
     @staticmethod
     def fromfile(filename: str) -> 'Config':
-        """Load a ``.py`` config file, resolving ``_base_`` recursively."""
+        """Load a ``.py`` config file, resolving ``_base_`` recursively, or an AdelaiDet
+        ``.yaml`` config (translated: see :mod:`mmdet_solo.config_yaml`)."""
         path = osp.abspath(osp.expanduser(str(filename)))
         if not osp.isfile(path):
             raise ConfigNotFoundError(f'config file not found: {filename}')
+        if osp.splitext(path)[1].lower() in ('.yaml', '.yml'):
+            from .config_yaml import load_yaml_config
+            return load_yaml_config(path)
         cfg, texts, unread = _load_file(path)
         return Config(cfg, filename=path, text='\n'.join(texts), unread_names=unread)
 

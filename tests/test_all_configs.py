@@ -30,8 +30,10 @@ NUM_CLASSES = 80
 PUBLIC_JPG = os.path.join(ROOT, 'tests', 'data', 'golden', 'public.jpg')
 
 
-def test_all_17_configs_are_covered():
-    assert len(CONFIG_FILES) == 17, CONFIG_IDS
+def test_all_18_configs_are_covered():
+    """The 17 COCO configs of the original release and its Cityscapes one."""
+    assert len(CONFIG_FILES) == 18, CONFIG_IDS
+    assert 'solov2_r50_fpn_8gpu_1x_cityscapes' in CONFIG_IDS
 
 
 def _load_cfg(path):
@@ -55,11 +57,19 @@ BUILD_LOG = []
 
 
 def _model_key(path):
-    return repr(Config.fromfile(path).model.to_dict())
+    """The model settings but the class count (see ``test_class_count_twins``)."""
+    model = Config.fromfile(path).model.to_dict()
+    model['bbox_head'] = dict(model['bbox_head'], num_classes=None)
+    return repr(model)
+
+
+def _num_classes(path):
+    return Config.fromfile(path).model.bbox_head.num_classes
 
 
 # configs whose model is identical to an earlier one's (1x and 3x of the same architecture
-# differ only in data and schedule) are covered by that one's model tests
+# differ only in data and schedule; the Cityscapes config differs from the COCO 1x one only in
+# its 8 classes) are covered by that one's model tests
 _FIRST_WITH_MODEL = {}
 for _f in CONFIG_FILES:
     _FIRST_WITH_MODEL.setdefault(_model_key(_f), _f)
@@ -75,7 +85,17 @@ def test_configs_sharing_a_model_are_identical():
             continue
         a = _build(_load_cfg(f)).state_dict()
         b = _build(_load_cfg(twin)).state_dict()
-        assert {k: v.shape for k, v in a.items()} == {k: v.shape for k, v in b.items()}, (f, twin)
+        assert set(a) == set(b), (f, twin)
+        # only the final category conv depends on the class count (its output channels)
+        na, nb = _num_classes(f), _num_classes(twin)
+        differ = {k: (tuple(a[k].shape), tuple(b[k].shape)) for k in a if a[k].shape != b[k].shape}
+        if na == nb:
+            assert not differ, (f, twin, differ)
+        else:
+            assert differ and all(
+                k.startswith('bbox_head.') and k.endswith(('cate.weight', 'cate.bias'))
+                and sa[0] == na and sb[0] == nb and sa[1:] == sb[1:]
+                for k, (sa, sb) in differ.items()), (f, twin, differ)
 
 
 @pytest.fixture(scope='module', params=UNIQUE_FILES, ids=UNIQUE_IDS)
@@ -244,7 +264,7 @@ def _train_step(model, kwargs):
     return losses
 
 
-def _check_result(res, ori_hw, max_per_img=None):
+def _check_result(res, ori_hw, max_per_img=None, num_classes=NUM_CLASSES):
     assert isinstance(res, InstanceResult)
     n = len(res)
     assert res.masks.dtype == np.bool_ and res.masks.shape == (n, *ori_hw), res.masks.shape
@@ -252,7 +272,7 @@ def _check_result(res, ori_hw, max_per_img=None):
     assert res.scores.dtype == np.float32 and res.scores.shape == (n,)
     assert res.bboxes.dtype == np.float32 and res.bboxes.shape == (n, 4)
     if n:
-        assert res.labels.min() >= 0 and res.labels.max() < NUM_CLASSES, res.labels
+        assert res.labels.min() >= 0 and res.labels.max() < num_classes, res.labels
         assert np.all(np.isfinite(res.scores)) and res.scores.min() >= 0 and res.scores.max() <= 1
         assert np.all(np.diff(res.scores) <= 0), 'scores not sorted in descending order'
         np.testing.assert_array_equal(res.bboxes, masks_to_boxes(res.masks))
@@ -377,7 +397,7 @@ class _confident_classes:
     def __init__(self, model, classes=(3, 41), value=3.0, mask_gain=30.0):
         head = model.bbox_head
         cands = [p for n, p in head.named_parameters()
-                 if n.endswith('cate.bias') and tuple(p.shape) == (NUM_CLASSES,)]
+                 if n.endswith('cate.bias') and tuple(p.shape) == (head.num_classes,)]
         assert len(cands) == 1, 'cannot find the final category conv bias'
         self.bias, self.classes, self.value, self.gain = cands[0], list(classes), value, mask_gain
         self.mask_weights = [p for n, p in head.named_parameters()
@@ -411,6 +431,51 @@ def test_simple_test_with_detections(built):
         _check_result(res, meta['ori_shape'][:2], max_per_img=max_per_img)
         assert len(res) > 0, 'no detection although two classes score ~0.95 in every cell'
         assert set(res.labels.tolist()) <= {3, 41}, set(res.labels.tolist())
+
+
+# ----------------------------------------------------------------------------- class counts
+CLASS_COUNT_TWINS = [f for f in CONFIG_FILES
+                     if _num_classes(f) != _num_classes(_FIRST_WITH_MODEL[_model_key(f)])]
+
+
+def test_class_count_twins():
+    """Configs whose model differs from a tested one only in ``num_classes`` (the final category
+    conv): the model tests above run on the twin, ``test_other_class_count_*`` on these."""
+    assert [os.path.basename(f)[:-3] for f in CLASS_COUNT_TWINS] == \
+        ['solov2_r50_fpn_8gpu_1x_cityscapes']
+
+
+@pytest.mark.parametrize('path', CLASS_COUNT_TWINS,
+                         ids=[os.path.basename(f)[:-3] for f in CLASS_COUNT_TWINS])
+def test_other_class_count_trains_and_predicts(path):
+    """The losses of labels up to ``num_classes - 1`` are finite and give the final category
+    conv (the one layer that differs from the twin, whose model tests check every gradient) a
+    finite gradient, and ``predict`` returns only labels below ``num_classes``. One forward of
+    one small image serves both: the SOLOv2 towers run on the S x S grids whatever the image
+    size (~60 GMAC), so that forward is the CPU time of this test."""
+    cfg = _load_cfg(path)
+    n = cfg.model.bbox_head.num_classes
+    model = _build(cfg)
+    pad = (128, 160)
+    rng = np.random.RandomState(3)
+    img = torch.from_numpy(rng.randn(1, 3, *pad).astype(np.float32))
+    boxes, labels, masks = _gt_from_masks([_rect(pad, 10, 10, 20, 24),
+                                           _ellipse(pad, 100, 70, 60, 70)], [0, n - 1])
+    metas = [_meta(pad, pad)]
+    model.train()
+    with _confident_classes(model, classes=(0, n - 1)) as conf:
+        outputs = model.forward_heads(model.extract_feat(img))
+        losses = model.bbox_head.loss(outputs, [boxes], [labels], [masks], metas, model.train_cfg)
+        _check_losses(losses)
+        cate = [p for name, p in model.bbox_head.named_parameters()
+                if name.endswith('cate.weight') and p.shape[0] == n]
+        assert len(cate) == 1 and conf.bias.shape == (n,)
+        grads = torch.autograd.grad(losses['loss_cate'], [cate[0], conf.bias])
+        assert all(torch.isfinite(g).all() and g.abs().sum() > 0 for g in grads)
+        with torch.no_grad():
+            res = model.bbox_head.predict(outputs, metas, model.test_cfg, rescale=True)[0]
+    _check_result(res, pad, num_classes=n)
+    assert len(res) > 0 and set(res.labels.tolist()) <= {0, n - 1}, res.labels
 
 
 # ----------------------------------------------------------------------------- inference API

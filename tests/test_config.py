@@ -179,12 +179,16 @@ def test_duplicate_key_between_bases(tmp_path):
 
 
 def test_unsupported_extension(tmp_path):
-    path = write(tmp_path, 'cfg.yaml', 'a: 1\n')
-    with pytest.raises(ConfigError, match=r"unsupported config file type '\.yaml'"):
+    path = write(tmp_path, 'cfg.json', '{"a": 1}\n')
+    with pytest.raises(ConfigError, match=r"unsupported config file type '\.json'"):
         Config.fromfile(str(path))
-    child = write(tmp_path, 'child.py', "_base_ = './cfg.yaml'\n")
+    child = write(tmp_path, 'child.py', "_base_ = './cfg.json'\n")
     with pytest.raises(ConfigError, match=r'referenced as _base_ by .*child\.py'):
         Config.fromfile(str(child))
+    # .yaml is an AdelaiDet config (mmdet_solo/config_yaml.py), whose keys are checked
+    path = write(tmp_path, 'cfg.yaml', 'a: 1\n')
+    with pytest.raises(ConfigError, match=r"cfg\.yaml: unknown key 'a'"):
+        Config.fromfile(str(path))
 
 
 def test_bad_base_value(tmp_path):

@@ -1,7 +1,8 @@
 """Every released config loads and keeps the original release's hyper-parameters.
 
 Values are checked against the original SOLO release (WXinlong/SOLO); the one deliberate
-difference is ``num_classes=80`` in the heads (object classes only, no background).
+difference is ``num_classes=80`` in the heads (object classes only, no background; 8 for
+Cityscapes, where the original wrote 9).
 """
 import re
 from pathlib import Path
@@ -39,6 +40,8 @@ EXPECTED = {
         ('SOLOv2', 'SOLOv2Head', 50, FULL_RANGES, (1333, 800), (1333, 800), 12),
     'solov2/solov2_r50_fpn_8gpu_3x':
         ('SOLOv2', 'SOLOv2Head', 50, FULL_RANGES, MS_1333, (1333, 800), 36),
+    'solov2/solov2_r50_fpn_8gpu_1x_cityscapes':
+        ('SOLOv2', 'SOLOv2Head', 50, FULL_RANGES, [(2048, 800), (2048, 1024)], (2048, 1024), 12),
     'solov2/solov2_r101_fpn_8gpu_3x':
         ('SOLOv2', 'SOLOv2Head', 101, FULL_RANGES, MS_1333, (1333, 800), 36),
     'solov2/solov2_r101_dcn_fpn_8gpu_3x':
@@ -62,6 +65,7 @@ EXPECTED = {
 # name: (stacked_convs, seg_feat_channels, ins_out_channels / mask-feature channels)
 SOLOV2_HEADS = {
     'solov2_r50_fpn_8gpu_1x': (4, 512, 256), 'solov2_r50_fpn_8gpu_3x': (4, 512, 256),
+    'solov2_r50_fpn_8gpu_1x_cityscapes': (4, 512, 256),
     'solov2_r101_fpn_8gpu_3x': (4, 512, 256), 'solov2_r101_dcn_fpn_8gpu_3x': (4, 512, 256),
     'solov2_x101_dcn_fpn_8gpu_3x': (4, 512, 256),
     'solov2_light_448_r18_fpn_8gpu_3x': (2, 256, 128),
@@ -97,7 +101,8 @@ def test_config_values(name):
     assert model.neck.in_channels == ([64, 128, 256, 512] if depth in (18, 34)
                                       else [256, 512, 1024, 2048])
 
-    assert head.num_classes == 80
+    cityscapes = name.endswith('_cityscapes')
+    assert head.num_classes == (8 if cityscapes else 80)
     assert head.num_grids == [40, 36, 24, 16, 12]
     assert head.strides == [8, 8, 16, 32, 32]
     assert head.scale_ranges == ranges
@@ -110,13 +115,14 @@ def test_config_values(name):
     train_resize = [t for t in cfg.data.train.pipeline if t.type == 'Resize']
     assert len(train_resize) == 1 and train_resize[0].img_scale == train_scale
     assert train_resize[0].keep_ratio is True
-    if isinstance(train_scale, list):
-        assert train_resize[0].multiscale_mode == 'value'
+    if isinstance(train_scale, list):  # Cityscapes: a (long, short) range, COCO: listed values
+        assert train_resize[0].get('multiscale_mode', 'range') == \
+            ('range' if cityscapes else 'value')
     for split in ('val', 'test'):
         aug = cfg.data[split].pipeline[1]
         assert aug.type == 'MultiScaleFlipAug' and aug.img_scale == test_scale
         assert aug.flip is False
-    assert cfg.data.imgs_per_gpu == 2 and cfg.data.workers_per_gpu == 2
+    assert cfg.data.imgs_per_gpu == (5 if cityscapes else 2) and cfg.data.workers_per_gpu == 2
 
     assert cfg.total_epochs == epochs
     assert cfg.lr_config.step == ([9, 11] if epochs == 12 else [27, 33])
@@ -129,6 +135,15 @@ def test_config_values(name):
         assert key in cfg, f'{name}: missing {key}'
     assert 'device_ids' not in cfg
     assert cfg.work_dir == f"./work_dirs/{name.split('/')[1]}"
+
+
+def test_cityscapes_data():
+    data = load('solov2/solov2_r50_fpn_8gpu_1x_cityscapes').data
+    for split in ('train', 'val', 'test'):
+        assert data[split].type == 'CityscapesDataset'
+        assert data[split].ann_file == \
+            f'data/cityscapes/annotations/instancesonly_filtered_gtFine_{split}.json'
+        assert data[split].img_prefix == f'data/cityscapes/{split}/'
 
 
 @pytest.mark.parametrize('name', sorted(SOLOV2_HEADS))

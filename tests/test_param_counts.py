@@ -81,3 +81,18 @@ def test_models_md_lists_these_counts():
         line = next((ln for ln in text.splitlines() if f'`{name}`' in ln), None)
         assert line is not None, f'{name} missing from docs/MODELS.md'
         assert f'{n:,}' in line, f'{name}: {n:,} not in its docs/MODELS.md row: {line}'
+
+
+def test_cityscapes_param_count():
+    """The Cityscapes config is the COCO 1x model with 8 instead of 80 category outputs: the
+    original's count less 72 output channels of the final 3x3 category conv (512 inputs), as
+    docs/MODELS.md lists it."""
+    cfg = Config.fromfile(os.path.join(ROOT, 'configs', 'solov2',
+                                       'solov2_r50_fpn_8gpu_1x_cityscapes.py'))
+    cfg.model.pretrained = None
+    model = build_detector(cfg.model, train_cfg=cfg.get('train_cfg'), test_cfg=cfg.get('test_cfg'))
+    n = sum(p.numel() for p in model.parameters())
+    assert n == EXPECTED['solov2_r50_fpn_8gpu_1x'] - (80 - 8) * (512 * 3 * 3 + 1) == 46_261_064
+    with open(os.path.join(ROOT, 'docs', 'MODELS.md')) as f:
+        line = next(ln for ln in f if '`solov2_r50_fpn_8gpu_1x_cityscapes`' in ln)
+    assert f'{n:,}' in line, line

@@ -9,6 +9,17 @@ For every input image ``OUT/<name>`` is written with the instances scoring above
 name, ``category_id`` = 0-based label + 1, ``score``, ``bbox`` ``[x, y, w, h]`` and the mask as
 compressed RLE ``segmentation``). A folder given to ``--input`` means every image in it.
 Class names come from the checkpoint (else the config's test dataset).
+
+Videos and cameras:
+
+    python tools/demo.py --config CONFIG --checkpoint CKPT --input video.mp4 --output out.mp4
+    python tools/demo.py --config CONFIG --checkpoint CKPT --camera 0 [--output rec.avi]
+
+A video ``--input`` (the only input) is written frame by frame, annotated, to the video
+``--output`` (default ``demo_out/<stem>.mp4``) at the input's fps and size (codec by the
+extension: mp4v for .mp4/.mov/.m4v, Motion-JPEG for .avi, XVID for .mkv). ``--camera ID`` shows
+the annotated frames live in a window (``q``/Esc or closing it stops); it needs a display and
+an OpenCV with a GUI or an interactive matplotlib backend, checked before the model loads.
 """
 from __future__ import annotations
 
@@ -21,7 +32,7 @@ import time
 from typing import List, Optional, Sequence
 
 from mmdet_solo.config import DictAction
-from mmdet_solo.utils.cli import add_model_loading_args
+from mmdet_solo.utils.cli import add_model_loading_args, model_cfg_options
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
@@ -32,13 +43,22 @@ def build_parser() -> argparse.ArgumentParser:
                                 epilog=__doc__.split('\n\n', 2)[2] if __doc__ else None)
     p.add_argument('--config', required=True, help='model config file')
     p.add_argument('--checkpoint', required=True, help='checkpoint file (.pth)')
-    p.add_argument('--input', nargs='+', required=True,
-                   help='image files and/or folders of images')
-    p.add_argument('--output', default='demo_out', help='output folder (default demo_out)')
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument('--input', nargs='+',
+                     help='image files and/or folders of images, or one video file')
+    src.add_argument('--camera', type=int, metavar='ID',
+                     help='run on the frames of camera ID (0: the default webcam) in a window')
+    p.add_argument('--output', default=None,
+                   help='output folder for images (default demo_out); the output video file '
+                        'for a video input (default demo_out/<stem>.mp4) or a camera '
+                        '(default: not recorded)')
     p.add_argument('--score-thr', '--score_thr', dest='score_thr', type=float, default=0.3,
                    help='draw (and write with --json) instances scoring above this (default 0.3)')
     p.add_argument('--device', default=None,
                    help="'cpu', 'cuda', 'cuda:1', ... (default: cuda:0 if available, else cpu)")
+    p.add_argument('--show', action='store_true',
+                   help='also show each result in a window (images: one at a time; videos: '
+                        'live, and then written only with --output)')
     p.add_argument('--json', action='store_true',
                    help='also write OUT/<stem>.json with the instances (RLE masks)')
     add_model_loading_args(p)
@@ -111,6 +131,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for path, what in ((args.config, '--config'), (args.checkpoint, '--checkpoint')):
         if not osp.isfile(path):
             parser.error(f'{what} {path!r}: no such file')
+    from mmdet_solo.utils.video import is_video
+    if args.camera is not None or any(is_video(p) for p in args.input):
+        return run_video(parser, args)
+    args.output = args.output or 'demo_out'
     if osp.isfile(args.output):
         parser.error(f'--output {args.output!r} is a file, not a folder')
     try:
@@ -118,14 +142,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except FileNotFoundError as e:
         parser.error(str(e))
 
-    import torch
-
-    from mmdet_solo.apis import inference_detector, init_detector, show_result_ins
+    from mmdet_solo.apis import inference_detector, show_result_ins
     from mmdet_solo.utils.misc import refuse_overwriting_inputs
-    device = args.device or ('cuda:0' if torch.cuda.is_available() else 'cpu')
-    model = init_detector(args.config, args.checkpoint, device=device,
-                          cfg_options=args.cfg_options, allow_partial=args.allow_partial,
-                          fp16=args.fp16)
+    window = None
+    if args.show:
+        from mmdet_solo.utils.display import open_window
+        window, why = open_window()
+        if window is None:
+            parser.error(f'--show: no window can open here: {why}')
+    model = load_model(args)
     classes = model.CLASSES
     names = output_names(files)
     outputs = [osp.join(args.output, n) for n in names]
@@ -143,7 +168,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         try:
             result = inference_detector(model, path)
             out_img = osp.join(args.output, name)
-            show_result_ins(path, result, classes, score_thr=args.score_thr, out_file=out_img)
+            drawn = show_result_ins(path, result, classes, score_thr=args.score_thr,
+                                    out_file=out_img)
+            if window is not None:
+                window.show(drawn, osp.basename(path))
         except Exception as e:  # one bad file must not stop the others: named, counted
             failed.append((path, f'{type(e).__name__}: {e}'))
             print(f'[{k + 1}/{len(files)}] {path}: FAILED: {failed[-1][1]}', file=sys.stderr,
@@ -163,6 +191,94 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f'{len(failed)} of {len(files)} image(s) failed:', file=sys.stderr)
         for path, why in failed:
             print(f'  {path}: {why}', file=sys.stderr)
+        return 1
+    return 0
+
+
+def load_model(args):
+    import torch
+
+    from mmdet_solo.apis import init_detector
+    device = args.device or ('cuda:0' if torch.cuda.is_available() else 'cpu')
+    return init_detector(args.config, args.checkpoint, device=device,
+                         cfg_options=model_cfg_options(args),
+                         allow_partial=args.allow_partial, fp16=args.fp16,
+                         use_ema=not args.no_ema)
+
+
+def run_video(parser: argparse.ArgumentParser, args) -> int:
+    """A video file or a camera: every frame annotated, written to a video and/or shown."""
+    from mmdet_solo.utils.video import FOURCC_BY_EXT, VideoSink, VideoSource, fps_or_default
+    if args.json:
+        parser.error('--json writes one file per image; it does not apply to videos')
+    window = None
+    if args.camera is not None or args.show:
+        from mmdet_solo.utils.display import LiveWindow, window_backend
+        backend, why = window_backend()
+        if backend is None:
+            what = '--camera shows a live window' if args.camera is not None else '--show'
+            parser.error(f'{what}, but no window can open here: {why}')
+        name = f'camera {args.camera}' if args.camera is not None else 'video'
+        window = LiveWindow(backend, f'{name} (q: quit)')
+    if args.camera is not None:
+        source_name = f'camera {args.camera}'
+    else:
+        if len(args.input) != 1:
+            parser.error(f'a video must be the only --input, got {len(args.input)} inputs')
+        source_name = args.input[0]
+        if not osp.isfile(source_name):
+            parser.error(f'--input {source_name!r}: no such file')
+        if args.output is None and not args.show:
+            stem = osp.splitext(osp.basename(source_name))[0]
+            args.output = osp.join('demo_out', stem + '.mp4')
+    if args.output is not None:
+        if osp.splitext(args.output)[1].lower() not in FOURCC_BY_EXT:
+            parser.error(f'--output {args.output!r}: a video output needs one of the '
+                         f"extensions {', '.join(FOURCC_BY_EXT)}")
+        if args.camera is None and osp.realpath(args.output) == osp.realpath(source_name):
+            parser.error(f'--output {args.output!r} is the input video; choose another file')
+    try:
+        source = VideoSource(args.camera if args.camera is not None else source_name,
+                             '--camera' if args.camera is not None else '--input')
+    except OSError as e:
+        parser.error(str(e))
+
+    from tqdm import tqdm
+
+    from mmdet_solo.apis import inference_detector, show_result_ins
+    model = load_model(args)
+    sink = None
+    frames = 0
+    t0 = time.time()
+    try:
+        for frame in tqdm(source, total=source.frame_count, unit='frame',
+                          desc=osp.basename(source_name), dynamic_ncols=True):
+            result = inference_detector(model, frame)
+            drawn = show_result_ins(frame, result, model.CLASSES, score_thr=args.score_thr)
+            if args.output is not None:
+                if sink is None:  # the size of the frames themselves, fps of the source
+                    sink = VideoSink(args.output, fps_or_default(source.fps),
+                                     (drawn.shape[1], drawn.shape[0]))
+                sink.write(drawn)
+            frames += 1
+            if window is not None and not window.show(drawn):
+                break
+    except BaseException:
+        if sink is not None:
+            sink.abort()
+        raise
+    finally:
+        source.close()
+        if window is not None:
+            window.close()
+    if sink is not None:
+        sink.close()
+    secs = time.time() - t0
+    where = f' -> {args.output}' if sink is not None else ''
+    print(f'{frames} frame(s) of {source_name} in {secs:.1f} s '
+          f'({frames / max(secs, 1e-9):.2f} frames/s){where}', flush=True)
+    if frames == 0:
+        print(f'{source_name}: no frame could be read', file=sys.stderr)
         return 1
     return 0
 

@@ -6,6 +6,7 @@ Examples::
     python tools/test_ins.py CONFIG CKPT --format-only --jsonfile_prefix test_dev_results
     python tools/test_ins.py CONFIG CKPT --show-dir vis/
     tools/dist_test.sh CONFIG CKPT 8 --out results.pkl --eval segm
+    tools/slurm_test.sh PARTITION JOB CONFIG CKPT 8 --out results.pkl --eval segm
 
 See tools/README.md for the ``--out`` pickle layout and the metrics JSON.
 """
@@ -21,8 +22,9 @@ import sys
 from typing import Any, Dict, List, Optional, Sequence
 
 from mmdet_solo.config import DictAction
-from mmdet_solo.utils.cli import add_model_loading_args
+from mmdet_solo.utils.cli import add_model_loading_args, model_cfg_options
 from mmdet_solo.evaluation import ALLOWED_METRICS
+from mmdet_solo.evaluation.cityscapes_eval import CITYSCAPES_METRIC
 from mmdet_solo.evaluation.backends import DEFAULT_EVAL_BACKEND, EVAL_BACKENDS
 from mmdet_solo.utils.io import atomic_write
 
@@ -32,11 +34,17 @@ PICKLE_FORMAT = 'mmdet_solo.instance_results/1'
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description='Test (and evaluate) a SOLO/SOLOv2 checkpoint')
     p.add_argument('config', help='test config file')
-    p.add_argument('checkpoint', help='checkpoint file (.pth)')
+    p.add_argument('checkpoint', help='checkpoint file (.pth), or with --backend onnxruntime '
+                                      'an exported model (.onnx)')
+    p.add_argument('--backend', choices=['pytorch', 'onnxruntime'], default='pytorch',
+                   help='onnxruntime: run a model exported by tools/deployment/pytorch2onnx.py '
+                        '(CPU, single process; docs/DEPLOYMENT.md)')
     p.add_argument('--out', help='write the results to this pickle (.pkl/.pickle); layout in '
                                  'tools/README.md')
     p.add_argument('--eval', nargs='+', metavar='METRIC',
-                   help=f'COCO metrics to evaluate: {" ".join(ALLOWED_METRICS)}')
+                   help=f'COCO metrics to evaluate: {" ".join(ALLOWED_METRICS)}; '
+                        f'{CITYSCAPES_METRIC}: the official Cityscapes AP (CityscapesDataset, '
+                        'pip install cityscapesscripts)')
     p.add_argument('--classwise', action='store_true', help='also print per-class AP')
     p.add_argument('--eval-backend', '--eval_backend', dest='eval_backend',
                    choices=list(EVAL_BACKENDS), default=DEFAULT_EVAL_BACKEND,
@@ -61,8 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_loading_args(p)
     p.add_argument('--cfg-options', '--cfg_options', '--options', dest='cfg_options',
                action=DictAction, help='override config keys, e.g. data.workers_per_gpu=0')
-    p.add_argument('--launcher', choices=['none', 'pytorch'], default='none',
-                   help="'pytorch' under torchrun (tools/dist_test.sh)")
+    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
+                   help="'pytorch' under torchrun (tools/dist_test.sh), 'slurm' under srun "
+                        '(tools/slurm_test.sh)')
     p.add_argument('--local_rank', '--local-rank', dest='local_rank', type=int, default=0,
                help=argparse.SUPPRESS)
     return p
@@ -71,9 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
 def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Fail fast (before loading anything) on inconsistent options."""
     if args.eval is not None:
-        bad = [m for m in args.eval if m not in ALLOWED_METRICS]
+        allowed = ALLOWED_METRICS + (CITYSCAPES_METRIC,)
+        bad = [m for m in args.eval if m not in allowed]
         if bad or not args.eval:
-            parser.error(f'--eval: unknown metric(s) {bad}; allowed: {", ".join(ALLOWED_METRICS)}')
+            parser.error(f'--eval: unknown metric(s) {bad}; allowed: {", ".join(allowed)}')
         args.eval = list(dict.fromkeys(args.eval))
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
         parser.error(f'--out must end with .pkl or .pickle, got {args.out!r}')
@@ -93,6 +103,9 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     if args.launcher != 'none' and (args.show or args.show_dir):
         parser.error('--show/--show-dir are single-process options; run tools/test_ins.py '
                      'without --launcher (or use tools/test_ins_vis.py)')
+    if args.backend == 'onnxruntime' and (args.launcher != 'none' or args.fp16):
+        parser.error('--backend onnxruntime runs in a single process in float32 (no --launcher, '
+                     'no --fp16)')
     if not (args.out or args.eval or args.format_only or args.show or args.show_dir):
         parser.error('nothing to do: give at least one of --out, --eval, --format-only, --show, '
                      '--show-dir')
@@ -186,8 +199,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from mmdet_solo.engine.dist import barrier, get_dist_info
 
     cfg, model, dataset, distributed = prepare_test(args.config, args.checkpoint,
-                                                    args.cfg_options, args.launcher, args.device,
-                                                    args.allow_partial, args.fp16)
+                                                    model_cfg_options(args), args.launcher,
+                                                    args.device, args.allow_partial, args.fp16,
+                                                    use_ema=not args.no_ema,
+                                                    backend=args.backend)
     for flag, method in (('--eval', 'evaluate'), ('--format-only', 'format_results')):
         if getattr(args, flag.strip('-').replace('-', '_')) and not hasattr(dataset, method):
             parser.error(f'{flag}: the test dataset ({type(dataset).__name__}) has no '

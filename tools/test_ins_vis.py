@@ -14,7 +14,7 @@ import sys
 from typing import Optional, Sequence
 
 from mmdet_solo.config import DictAction
-from mmdet_solo.utils.cli import add_model_loading_args
+from mmdet_solo.utils.cli import add_model_loading_args, model_cfg_options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,9 +48,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     show = check_show(args.show, drawn_to=f'--save_dir {args.save_dir}')
 
-    cfg, model, dataset, _ = prepare_test(args.config, args.checkpoint, args.cfg_options,
+    cfg, model, dataset, _ = prepare_test(args.config, args.checkpoint, model_cfg_options(args),
                                           'none', args.device, args.allow_partial,
-                                          args.fp16)
+                                          args.fp16, use_ema=not args.no_ema)
     try:
         check_draw_dir(dataset, args.save_dir, '--save_dir')
     except ValueError as e:

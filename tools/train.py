@@ -2,6 +2,7 @@
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume-from CKPT | --auto-resume] ...
     tools/dist_train.sh CONFIG GPUS [same options]          # torchrun, --launcher pytorch
+    tools/slurm_train.sh PARTITION JOB CONFIG WORK_DIR [GPUS] [same options]  # --launcher slurm
 
 Options written with ``_`` or ``-`` are the same (``--work_dir`` == ``--work-dir``).
 """
@@ -57,8 +58,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--deterministic', action='store_true',
                         help='deterministic algorithms (torch.use_deterministic_algorithms, '
                              'cuDNN deterministic)')
-    parser.add_argument('--launcher', choices=['none', 'pytorch'], default='none',
-                        help='job launcher (pytorch: started by torchrun)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
+                        help='job launcher (pytorch: started by torchrun; slurm: by srun, one '
+                             'task per GPU)')
+    _add(parser, 'auto_scale_lr', action='store_true',
+         help='scale optimizer.lr linearly by the total batch size (processes x imgs_per_gpu) / '
+              'auto_scale_lr.base_batch_size (same as auto_scale_lr.enable=True)')
+    _add(parser, 'sync_bn', action='store_true',
+         help='convert the BatchNorm layers to SyncBatchNorm (distributed training on GPUs)')
     _add(parser, 'local_rank', type=int, default=0, help=argparse.SUPPRESS)
     _add(parser, 'cfg_options', nargs='+', action=DictAction, metavar='KEY=VALUE',
          help='override config settings, e.g. total_epochs=2 optimizer.lr=0.005. '
@@ -79,7 +86,7 @@ def _existing_checkpoints(work_dir: str) -> list:
 def main(argv=None) -> int:
     args = parse_args(argv)
     from mmdet_solo.apis.config_check import framework_keys, load_config
-    from mmdet_solo.apis.train import train_detector
+    from mmdet_solo.apis.train import SyncBNError, train_detector
     from mmdet_solo.datasets import build_dataset
     from mmdet_solo.engine.dist import get_dist_info, init_dist
     from mmdet_solo.models import build_detector
@@ -112,6 +119,13 @@ def main(argv=None) -> int:
         cfg.fp16 = dict(loss_scale='dynamic')
     if args.seed is not None:
         cfg.seed = args.seed
+    if args.auto_scale_lr:
+        if not isinstance(cfg.get('auto_scale_lr'), dict) or \
+                'base_batch_size' not in cfg.auto_scale_lr:
+            return fail('--auto-scale-lr needs auto_scale_lr = dict(base_batch_size=N) in the '
+                        'config (N: the total batch size its optimizer.lr was set for; the '
+                        'shipped configs inherit 16 from configs/_base_/default_runtime.py)')
+        cfg.auto_scale_lr.enable = True
     validate = args.validate if args.validate is not None else bool(cfg.get('evaluation'))
 
     # mmdet options that may be set in the config as well as on the command line
@@ -191,7 +205,9 @@ def main(argv=None) -> int:
                 seed=cfg.get('seed'))
     try:
         train_detector(model, dataset, cfg, distributed=distributed, validate=validate,
-                       timestamp=timestamp, meta=meta)
+                       timestamp=timestamp, meta=meta, sync_bn=args.sync_bn)
+    except SyncBNError as e:
+        return fail(str(e))
     finally:
         if distributed and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()

@@ -11,3 +11,6 @@ log_level = 'INFO'
 load_from = None
 resume_from = None
 workflow = [('train', 1)]
+# Linear lr scaling for another total batch size (tools/train.py --auto-scale-lr, or enable=True):
+# optimizer.lr * (processes x imgs_per_gpu) / base_batch_size; the configs' lr is for 8 GPUs x 2.
+auto_scale_lr = dict(enable=False, base_batch_size=16)

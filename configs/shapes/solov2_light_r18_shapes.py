@@ -103,6 +103,7 @@ lr_config = dict(policy='CosineAnnealing', min_lr_ratio=0.01, by_epoch=False, wa
                  warmup_iters=50, warmup_ratio=0.01)
 total_epochs = 10
 fp16 = dict(loss_scale='dynamic')
+auto_scale_lr = dict(enable=False, base_batch_size=8)  # the lr above is for 1 process x 8 images
 checkpoint_config = dict(interval=1, max_keep_ckpts=1)
 log_config = dict(interval=10, hooks=[dict(type='TextLoggerHook')])
 evaluation = dict(interval=100, metric='segm')  # evaluation is run after training (make demo)

@@ -11,8 +11,9 @@ Every key a config sets must be one that something reads:
 * **Dicts with a ``type``** (model parts, losses, datasets, pipeline steps, the optimizer,
   logger hooks): each key must be an argument of what is built.
 * **Fixed dicts**: ``train_cfg``, ``test_cfg``, ``data``, ``optimizer_config``, ``lr_config``,
-  ``checkpoint_config``, ``log_config``, ``evaluation``, ``fp16``, ``dist_params`` take the keys
-  of the code that reads them.
+  ``checkpoint_config``, ``log_config``, ``evaluation``, ``fp16``, ``dist_params``,
+  ``auto_scale_lr`` take the keys of the code that reads them.
+* **custom_hooks**: a list of ``dict(type=...)`` built from the ``HOOKS`` registry (``EMAHook``).
 
 ``--cfg-options`` overrides are checked before they are merged (:func:`check_cfg_options`).
 """
@@ -31,15 +32,16 @@ from ..registry import (BACKBONES, DATASETS, HEADS, LOSSES, MODELS, NECKS, PIPEL
 TOP_LEVEL_KEYS = (
     'model', 'train_cfg', 'test_cfg', 'data', 'test_pipeline', 'optimizer', 'optimizer_config',
     'lr_config', 'checkpoint_config', 'log_config', 'total_epochs', 'evaluation', 'fp16',
-    'channels_last', 'seed', 'gpus', 'work_dir', 'resume_from', 'load_from', 'auto_resume',
-    'find_unused_parameters', 'deterministic', 'cudnn_benchmark', 'log_level', 'dist_params',
-    'workflow')
+    'channels_last', 'fuse_conv_bn', 'seed', 'gpus', 'work_dir', 'resume_from', 'load_from',
+    'auto_resume', 'find_unused_parameters', 'deterministic', 'cudnn_benchmark', 'log_level',
+    'dist_params', 'workflow', 'auto_scale_lr', 'custom_hooks')
 # settings of the original / MMDetection 2.x configs that mmdet_solo does not read, and why
 NOT_READ = {
     'device_ids': 'the launcher chooses the GPUs (tools/dist_train.sh CONFIG GPUS)',
     'custom_imports': "give a dotted path as the type instead (type='my_pkg.heads.MyHead')",
-    'auto_scale_lr': 'scale optimizer.lr yourself (linear rule: lr = 0.01 * batch / 16)',
 }
+# top-level settings that are True or False (None: the default)
+SWITCHES = ('channels_last', 'fuse_conv_bn')
 TRAIN_CFG_KEYS = ('sync_normalizer',)
 DATA_KEYS = ('imgs_per_gpu', 'samples_per_gpu', 'workers_per_gpu', 'train', 'val', 'test')
 FP16_KEYS = ('loss_scale',)
@@ -166,6 +168,40 @@ def check_runtime(cfg: Config) -> None:
                        f'log_config.hooks.{i} ({kind})')
     if cfg.get('evaluation') is not None:
         _check_fixed(cfg.evaluation, _evaluation_keys(cfg), 'evaluation')
+    for switch in SWITCHES:
+        if cfg.get(switch) is not None and not isinstance(cfg[switch], bool):
+            raise ConfigError(f'{switch}={cfg[switch]!r}: expected True or False')
+    check_auto_scale_lr_and_hooks(cfg)
+
+
+def check_auto_scale_lr_and_hooks(cfg: Config) -> None:
+    """``auto_scale_lr = dict(enable=bool, base_batch_size=positive int)`` and
+    ``custom_hooks = [dict(type=<a HOOKS type>, **its arguments), ...]`` (arguments checked
+    against the hook's signature; values by building it)."""
+    from ..engine import ema  # noqa: F401  (registers EMAHook)
+    from ..engine.optim import check_auto_scale_lr
+    from ..registry import HOOKS
+    if cfg.get('auto_scale_lr') is not None:
+        try:
+            check_auto_scale_lr(cfg.auto_scale_lr)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+    hooks = cfg.get('custom_hooks')
+    if hooks is None:
+        return
+    if not isinstance(hooks, (list, tuple)):
+        raise ConfigError(f'custom_hooks must be a list of dict(type=...), got '
+                          f'{type(hooks).__name__}: {hooks!r}')
+    for i, hook in enumerate(hooks):
+        where = f'custom_hooks.{i}'
+        if not isinstance(hook, Mapping) or not isinstance(hook.get('type'), str):
+            raise ConfigError(f"{where} must be a dict with a 'type' (one of "
+                              f"{', '.join(sorted(HOOKS.module_dict))}), got {hook!r}")
+        check_built(hook, HOOKS, where)
+        try:
+            HOOKS.build(dict(hook))
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f'{where}: {e}') from None
 
 
 def _evaluation_keys(cfg: Config) -> Optional[frozenset]:

@@ -174,12 +174,14 @@ def multi_gpu_test(model: nn.Module, data_loader, tmpdir: Optional[str] = None,
 # ------------------------------------------------------------------------------- tool setup
 def prepare_test(config: str, checkpoint: str, cfg_options: Optional[dict] = None,
                  launcher: str = 'none', device: Optional[str] = None,
-                 allow_partial: bool = False, fp16: bool = False):
+                 allow_partial: bool = False, fp16: bool = False, use_ema: bool = True,
+                 backend: str = 'pytorch'):
     """Shared set-up of the test tools: ``(cfg, model, dataset, distributed)``.
 
     Loads the config (plus ``cfg_options``), joins the torchrun process group for
-    ``launcher='pytorch'``, builds the test dataset (``test_mode=True``) and the model with the
-    checkpoint's CLASSES (see :func:`check_classes`).
+    ``launcher='pytorch'`` (``'slurm'``), builds the test dataset (``test_mode=True``) and the model with the
+    checkpoint's CLASSES (see :func:`check_classes`). ``backend='onnxruntime'``: ``checkpoint``
+    is a model exported by tools/deployment/pytorch2onnx.py, run by ONNX Runtime on the CPU.
     """
     import copy
 
@@ -206,7 +208,12 @@ def prepare_test(config: str, checkpoint: str, cfg_options: Optional[dict] = Non
             device = 'cpu'
     cfg.data.test.test_mode = True
     dataset = build_dataset(cfg.data.test, dict(test_mode=True))
-    model = init_detector(cfg, checkpoint, device=device, allow_partial=allow_partial, fp16=fp16)
+    if backend == 'onnxruntime':
+        from ..deploy import init_onnx_detector
+        model = init_onnx_detector(cfg, checkpoint)
+    else:
+        model = init_detector(cfg, checkpoint, device=device, allow_partial=allow_partial,
+                              fp16=fp16, use_ema=use_ema)
     order = check_classes(model.CLASSES, getattr(dataset, 'CLASSES', None), checkpoint)
     if order is not None:
         test_cfg = copy.deepcopy(cfg.data.test)

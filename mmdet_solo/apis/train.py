@@ -13,7 +13,7 @@ from ..config import Config
 from ..engine.dist import get_dist_info
 from ..engine.hooks import (LOGGER_HOOK_TYPES, CheckpointHook, EvalHook, LrUpdaterHook,
                             TensorboardLoggerHook, TextLoggerHook)
-from ..engine.optim import build_optimizer
+from ..engine.optim import build_optimizer, check_auto_scale_lr, scaled_lr
 from ..engine.trainer import EpochBasedTrainer
 from ..utils.logger import get_root_logger
 
@@ -41,16 +41,65 @@ def _eval_hook(cfg: Config, distributed: bool) -> EvalHook:
     return EvalHook(loader, **eval_cfg)
 
 
+def build_custom_hooks(cfg: Config) -> List[Any]:
+    """``custom_hooks = [dict(type='EMAHook', momentum=0.0002), ...]``, built from the
+    ``HOOKS`` registry (or a dotted path), each with its own ``priority``."""
+    from ..engine import ema  # noqa: F401  (registers EMAHook)
+    from ..registry import HOOKS
+    hooks = cfg.get('custom_hooks') or []
+    if not isinstance(hooks, (list, tuple)):
+        raise ValueError(f'custom_hooks must be a list of dict(type=...), got {hooks!r}')
+    return [HOOKS.build(h) for h in hooks]
+
+
+def convert_sync_bn(model: nn.Module, logger) -> int:
+    """``--sync-bn``: every BatchNorm layer to ``torch.nn.SyncBatchNorm`` (same parameters and
+    buffers, so the same state-dict keys); returns how many were converted."""
+    before = sum(isinstance(m, nn.modules.batchnorm._BatchNorm)
+                 and not isinstance(m, nn.SyncBatchNorm) for m in model.modules())
+    converted = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if converted is not model:  # the model itself was a BatchNorm layer
+        raise TypeError('--sync-bn: the model must contain its BatchNorm layers, not be one')
+    logger.info(f'--sync-bn: {before} BatchNorm layer(s) converted to SyncBatchNorm')
+    return before
+
+
+class SyncBNError(RuntimeError):
+    """SyncBatchNorm layers that would train in a distributed run without CUDA."""
+
+
+def check_sync_bn(model: nn.Module, distributed: bool, device: torch.device) -> None:
+    """PyTorch's SyncBatchNorm synchronises on GPUs only: refuse a distributed CPU run whose
+    SyncBatchNorm layers train (frozen ones, ``norm_eval``, never synchronise)."""
+    if not distributed or device.type == 'cuda':
+        return
+    was_training = model.training
+    model.train()  # (the backbone's train() puts norm_eval layers in eval mode)
+    training = [n for n, m in model.named_modules()
+                if isinstance(m, nn.SyncBatchNorm) and m.training]
+    model.train(was_training)
+    if training:
+        raise SyncBNError(
+            f'SyncBatchNorm needs CUDA: PyTorch synchronises batch statistics on GPUs only, and '
+            f'this distributed run is on the CPU ({len(training)} SyncBatchNorm layer(s) train, '
+            f"e.g. {training[0]}). Use norm_cfg=dict(type='BN') and no --sync-bn on CPUs")
+
+
 def train_detector(model: nn.Module, dataset, cfg: Config, distributed: bool = False,
                    validate: bool = False, timestamp: Optional[str] = None,
-                   meta: Optional[Dict[str, Any]] = None) -> EpochBasedTrainer:
+                   meta: Optional[Dict[str, Any]] = None,
+                   sync_bn: bool = False) -> EpochBasedTrainer:
     """Train ``model`` on ``dataset`` as ``cfg`` says (see ``tools/train.py``).
 
     ``cfg`` needs ``work_dir``, ``data`` (``imgs_per_gpu``, ``workers_per_gpu``), ``optimizer``,
     ``optimizer_config``, ``lr_config``, ``checkpoint_config``, ``log_config``,
     ``total_epochs``; it may have ``evaluation``, ``fp16``, ``channels_last``, ``seed``,
-    ``resume_from``, ``load_from``, ``find_unused_parameters``. The model is moved to the GPU
-    of this process (CPU without CUDA) and wrapped in ``DistributedDataParallel`` when ``distributed``.
+    ``resume_from``, ``load_from``, ``find_unused_parameters``, ``auto_scale_lr`` (when
+    enabled, ``optimizer.lr`` is scaled by ``world_size * imgs_per_gpu / base_batch_size``).
+    The model is moved to the GPU of this process (CPU without CUDA) and wrapped in
+    ``DistributedDataParallel`` when ``distributed``; ``sync_bn`` converts its BatchNorm
+    layers to ``SyncBatchNorm`` first (distributed GPU runs; a single process keeps them, with
+    a warning). ``custom_hooks`` (e.g. ``EMAHook``) are registered with the built-in hooks.
     """
     from ..datasets import build_dataloader
     timestamp = timestamp or time.strftime('%Y%m%d_%H%M%S')
@@ -75,13 +124,20 @@ def train_detector(model: nn.Module, dataset, cfg: Config, distributed: bool = F
         device = torch.device('cuda', torch.cuda.current_device())
     else:
         device = torch.device('cpu')
+    if sync_bn:
+        if distributed:
+            convert_sync_bn(model, logger)
+        else:
+            logger.warning('--sync-bn has no effect in a single process (SyncBatchNorm would '
+                           'compute plain BatchNorm): BatchNorm layers kept')
+    check_sync_bn(model, distributed, device)
     model = model.to(device)
     if distributed:
         model = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == 'cuda' else None,
             find_unused_parameters=bool(cfg.get('find_unused_parameters', False)))
 
-    optimizer = build_optimizer(model, cfg.optimizer)
+    optimizer = build_optimizer(model, _optimizer_cfg(cfg, world_size, imgs_per_gpu, logger))
     trainer = EpochBasedTrainer(
         model, optimizer, work_dir, max_epochs=cfg.total_epochs, logger=logger,
         log_interval=cfg.log_config.get('interval', 50), amp=cfg.get('fp16'),
@@ -97,6 +153,8 @@ def train_detector(model: nn.Module, dataset, cfg: Config, distributed: bool = F
         trainer.register_hook(_eval_hook(cfg, distributed))
     for hook in _logger_hooks(cfg, work_dir, timestamp):
         trainer.register_hook(hook)
+    for hook in build_custom_hooks(cfg):
+        trainer.register_hook(hook)
 
     if cfg.get('resume_from'):
         trainer.resume(cfg.resume_from)
@@ -109,6 +167,30 @@ def train_detector(model: nn.Module, dataset, cfg: Config, distributed: bool = F
     return trainer
 
 
+def _optimizer_cfg(cfg: Config, world_size: int, imgs_per_gpu: int, logger) -> dict:
+    """``cfg.optimizer``, its ``lr`` scaled by the total batch size when ``auto_scale_lr.enable``
+    (``tools/train.py --auto-scale-lr``); ``cfg`` itself is left as written."""
+    opt = dict(cfg.optimizer)
+    auto = cfg.get('auto_scale_lr')
+    if auto is None:
+        return opt
+    check_auto_scale_lr(auto)
+    total = world_size * imgs_per_gpu
+    base = auto['base_batch_size']
+    if auto.get('enable', False):
+        lr = scaled_lr(opt['lr'], auto, world_size, imgs_per_gpu)
+        logger.info(f"auto_scale_lr: total batch size {total} ({world_size} process(es) x "
+                    f"{imgs_per_gpu} images) vs base_batch_size {base}: optimizer.lr "
+                    f"{opt['lr']:g} -> {lr:g} (linear scaling)")
+        opt['lr'] = lr
+    elif total != base:
+        lr = scaled_lr(opt['lr'], auto, world_size, imgs_per_gpu)
+        logger.info(f"auto_scale_lr is off: total batch size {total} ({world_size} process(es) "
+                    f"x {imgs_per_gpu} images), optimizer.lr {opt['lr']:g} was set for "
+                    f'{base}; --auto-scale-lr would use {lr:g}')
+    return opt
+
+
 def _classes(dataset) -> Optional[List[str]]:
     classes = getattr(dataset, 'CLASSES', None)
     if classes is None and hasattr(dataset, 'dataset'):  # RepeatDataset
@@ -116,4 +198,5 @@ def _classes(dataset) -> Optional[List[str]]:
     return list(classes) if classes is not None else None
 
 
-__all__ = ['train_detector']
+__all__ = ['train_detector', 'build_custom_hooks', 'convert_sync_bn', 'check_sync_bn',
+           'SyncBNError']

@@ -12,3 +12,7 @@ COCO_CLASSES: Tuple[str, ...] = (
     'bed', 'dining table', 'toilet', 'tv', 'laptop', 'mouse', 'remote', 'keyboard', 'cell phone',
     'microwave', 'oven', 'toaster', 'sink', 'refrigerator', 'book', 'clock', 'vase', 'scissors',
     'teddy bear', 'hair drier', 'toothbrush')
+
+# the 8 evaluated thing classes of Cityscapes (cityscapesScripts label ids 24-28, 31-33)
+CITYSCAPES_CLASSES: Tuple[str, ...] = (
+    'person', 'rider', 'car', 'truck', 'bus', 'train', 'motorcycle', 'bicycle')

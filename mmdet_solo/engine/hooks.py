@@ -10,6 +10,7 @@ import os
 import os.path as osp
 import resource
 import time
+from contextlib import nullcontext
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import torch
@@ -185,7 +186,8 @@ class CheckpointHook(EpochIntervalHook):
 # ------------------------------------------------------------------------------ evaluation
 class EvalHook(EpochIntervalHook):
     """Every ``interval`` epochs: the test loop (:func:`~mmdet_solo.engine.testing.run_test`,
-    results RLE-encoded as they leave the model) over the val loader, each rank its share;
+    results RLE-encoded as they leave the model) over the val loader, each rank its share,
+    with the averaged weights when an ``EMAHook`` is registered (:func:`eval_weights`);
     rank 0 gathers the results and calls ``dataset.evaluate(results, metric=...)``; the metrics
     go to ``trainer.eval_results`` for the logger hooks. RNG states are left untouched, so a run
     with validation trains exactly like one without."""
@@ -201,7 +203,7 @@ class EvalHook(EpochIntervalHook):
         if not self.due(trainer):
             return
         dataset = self.data_loader.dataset
-        with preserved_rng_state():
+        with preserved_rng_state(), eval_weights(trainer):
             results = run_test(trainer.model, self.data_loader, progress=False)
         if trainer.rank == 0:
             trainer.logger.info(f'Evaluating {len(results)} images (metric {self.metric})')
@@ -209,6 +211,16 @@ class EvalHook(EpochIntervalHook):
                                        **self.eval_kwargs)
             trainer.eval_results = dict(metrics)
         barrier()
+
+
+def eval_weights(trainer):
+    """The weights validation runs with: a hook's ``averaged_weights`` (``EMAHook``) when one
+    is registered, else the model's own."""
+    for hook in trainer.hooks:
+        swap = getattr(hook, 'averaged_weights', None)
+        if swap is not None:
+            return swap(trainer.model)
+    return nullcontext()
 
 
 # -------------------------------------------------------------------------------- loggers

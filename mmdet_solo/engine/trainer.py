@@ -323,15 +323,23 @@ class EpochBasedTrainer:
                     rng_state=rng_states)
         if self.scaler is not None:
             meta['amp_scaler'] = self.scaler.state_dict()
+        # hooks may add entries (EMAHook: ema_state_dict and meta['ema'])
+        extra: Dict[str, Any] = dict(meta=meta)
+        for hook in self.hooks:
+            fn = getattr(hook, 'before_save_checkpoint', None)
+            if fn is not None:
+                fn(self, extra)
+        meta = extra.pop('meta')
         path = osp.join(out_dir, filename)
         save_checkpoint(self.model, path, optimizer=self.optimizer if save_optimizer else None,
-                        meta=meta)
+                        meta=meta, extra=extra)
         if create_latest:
             _atomic_copy(path, osp.join(out_dir, 'latest.pth'))
         return path
 
     def load_weights(self, filename: str, strict: bool = False) -> dict:
-        """``load_from``: model weights only (training starts at epoch 1)."""
+        """``load_from``: model weights only (training starts at epoch 1); the averaged weights
+        (``ema_state_dict``) when the file has them."""
         self.logger.info(f'load_from {filename}: loading model weights')
         return load_checkpoint(unwrap_model(self.model), filename, map_location='cpu',
                                strict=strict, logger=self.logger)
@@ -340,7 +348,7 @@ class EpochBasedTrainer:
         """``resume_from``: model, optimizer (lr, momentum buffers), epoch, iter, AMP scaler and
         the RNG states of every process, so that training continues as if never stopped."""
         load_checkpoint(unwrap_model(self.model), filename, map_location='cpu', strict=True,
-                        logger=self.logger)
+                        logger=self.logger, use_ema=False)
         try:
             ckpt = torch.load(filename, map_location='cpu', weights_only=True)
         except Exception as e:  # load_checkpoint above already vetted the file
@@ -357,6 +365,10 @@ class EpochBasedTrainer:
                                 '(saved with checkpoint_config.save_optimizer=False); the '
                                 'optimizer starts afresh (momentum buffers at zero)')
         self.epoch, self.iter = int(meta['epoch']), int(meta['iter'])
+        for hook in self.hooks:  # hooks restore their own state (EMAHook: the average)
+            fn = getattr(hook, 'after_load_checkpoint', None)
+            if fn is not None:
+                fn(self, ckpt)
         if self.scaler is not None and 'amp_scaler' in meta:
             self.scaler.load_state_dict(meta['amp_scaler'])
         rng_states = meta.get('rng_state')

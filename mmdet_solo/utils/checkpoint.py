@@ -147,9 +147,12 @@ def _is_state_dict(obj: object) -> bool:
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
 
 
-def load_state_dict_file(path: str, map_location: Union[str, torch.device, None] = 'cpu'
+def load_state_dict_file(path: str, map_location: Union[str, torch.device, None] = 'cpu',
+                         use_ema: bool = False
                          ) -> Tuple['OrderedDict[str, torch.Tensor]', dict]:
-    """Read a checkpoint file safely.
+    """Read a checkpoint file safely. ``use_ema``: the averaged weights of ``EMAHook``
+    (``ema_state_dict``, same names) instead of ``state_dict`` when the file has them (then
+    ``meta['ema_weights']`` is ``True``).
 
     Returns:
         ``(state_dict, meta)``: ``{name: tensor}`` with any ``module.`` prefix removed, and the
@@ -162,6 +165,11 @@ def load_state_dict_file(path: str, map_location: Union[str, torch.device, None]
     meta: dict = {}
     if isinstance(ckpt, Mapping) and isinstance(ckpt.get('state_dict'), Mapping):
         state_dict, meta = ckpt['state_dict'], ckpt.get('meta') or {}
+        # (ours only: meta['ema'] marks it; MMEngine's ema_state_dict is an AveragedModel's,
+        # and its state_dict already holds the averaged weights)
+        if use_ema and isinstance(meta, Mapping) and isinstance(meta.get('ema'), Mapping) \
+                and _is_state_dict(ckpt.get('ema_state_dict')):
+            state_dict, meta = ckpt['ema_state_dict'], dict(meta, ema_weights=True)
     elif isinstance(ckpt, Mapping) and isinstance(ckpt.get('model'), Mapping):
         state_dict = ckpt['model']
     else:
@@ -196,7 +204,8 @@ MIN_LOADED_FOR_INFERENCE = 0.5
 def load_checkpoint(model: nn.Module, filename: str,
                     map_location: Union[str, torch.device, None] = 'cpu', strict: bool = False,
                     logger: Optional[logging.Logger] = None,
-                    ignore_prefixes: Sequence[str] = (), min_loaded: float = 0.0) -> dict:
+                    ignore_prefixes: Sequence[str] = (), min_loaded: float = 0.0,
+                    use_ema: bool = True) -> dict:
     """Load a checkpoint (file path or ``torchvision://name``) into ``model``.
 
     Checkpoints of MMDetection 2.x/3.x, AdelaiDet and PaddleDetection (``.pdparams``) are
@@ -208,6 +217,8 @@ def load_checkpoint(model: nn.Module, filename: str,
     ``min_loaded``: the share of the model's parameter values (by element count) the checkpoint
     must fill, else ``CheckpointError`` (e.g. R50 weights in an R18 config; the inference and
     test tools ask for :data:`MIN_LOADED_FOR_INFERENCE` unless ``--allow-partial``).
+    ``use_ema``: a checkpoint with ``ema_state_dict`` (``EMAHook``) loads those averaged
+    weights (logged); ``False`` loads its raw ``state_dict``.
 
     Returns:
         the checkpoint's ``meta`` dict (``{}`` if it has none).
@@ -221,7 +232,10 @@ def load_checkpoint(model: nn.Module, filename: str,
             ignore += ('fc.',)
     # foreign formats (mmdet, AdelaiDet, Paddle .pdparams) are detected and renamed to ours
     from .convert.io import read_checkpoint
-    state_dict, meta, _ = read_checkpoint(path, map_location, logger=logger)
+    state_dict, meta, _ = read_checkpoint(path, map_location, logger=logger, use_ema=use_ema)
+    if meta.get('ema_weights'):
+        logger.info(f"load_checkpoint '{filename}': using its EMA weights (ema_state_dict; "
+                    '--no-ema / use_ema=False for the raw ones)')
     if ignore:
         state_dict = OrderedDict((k, v) for k, v in state_dict.items() if not k.startswith(ignore))
     target = model.module if hasattr(model, 'module') and isinstance(model.module, nn.Module) \
@@ -275,8 +289,9 @@ def weights_to_cpu(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, 
 
 
 def save_checkpoint(model: nn.Module, filename: str, optimizer=None,
-                    meta: Optional[dict] = None) -> None:
-    """Write ``{'meta', 'state_dict', ['optimizer']}`` (mmcv layout) atomically.
+                    meta: Optional[dict] = None, extra: Optional[dict] = None) -> None:
+    """Write ``{'meta', 'state_dict', ['optimizer']}`` (mmcv layout) atomically, plus the
+    top-level entries of ``extra`` (e.g. ``ema_state_dict``).
 
     ``optimizer`` may be a ``torch.optim.Optimizer`` or a dict of them. The file is written to a
     temporary file in the same directory and moved into place with ``os.replace``
@@ -297,6 +312,11 @@ def save_checkpoint(model: nn.Module, filename: str, optimizer=None,
     elif optimizer is not None:
         raise TypeError(f'save_checkpoint({filename}): optimizer must be an Optimizer, a dict of '
                         f'them or None, got {type(optimizer).__name__}')
+    clash = [k for k in (extra or {}) if k in ckpt or k == 'optimizer']
+    if clash:
+        raise ValueError(f'save_checkpoint({filename}): extra entries {clash} would replace the '
+                         "checkpoint's own")
+    ckpt.update(extra or {})
     filename = os.path.abspath(os.fspath(filename))
 
     def write(f) -> None:

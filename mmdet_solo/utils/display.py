@@ -82,6 +82,52 @@ class ImageWindow:
         plt.close(fig)
 
 
+class LiveWindow:
+    """Shows a stream of BGR frames (camera, video) without waiting; :meth:`show` returns
+    ``False`` once the user quits (``q``/Esc in an OpenCV window, closing the matplotlib
+    figure)."""
+
+    def __init__(self, backend: str, title: str) -> None:
+        if backend not in ('opencv', 'matplotlib'):
+            raise ValueError(f"LiveWindow: backend must be 'opencv' or 'matplotlib', "
+                             f'got {backend!r}')
+        self.backend, self.title = backend, title
+        self._fig = self._artist = None
+
+    def show(self, image: np.ndarray) -> bool:
+        if self.backend == 'opencv':
+            import cv2
+            cv2.imshow(self.title, image)
+            return (cv2.waitKey(1) & 0xFF) not in (ord('q'), 27)
+        import matplotlib.pyplot as plt
+        if self._fig is None:
+            plt.ion()
+            self._fig, ax = plt.subplots(figsize=(12, 8))
+            ax.set_title(self.title)
+            ax.axis('off')
+            self._artist = ax.imshow(image[..., ::-1])
+        elif not plt.fignum_exists(self._fig.number):
+            return False
+        else:
+            self._artist.set_data(image[..., ::-1])
+        plt.pause(0.001)
+        return plt.fignum_exists(self._fig.number)
+
+    def close(self) -> None:
+        if self.backend == 'opencv':
+            import cv2
+            cv2.destroyWindow(self.title)
+        elif self._fig is not None:
+            import matplotlib.pyplot as plt
+            plt.close(self._fig)
+
+
+def window_backend() -> Tuple[Optional[str], str]:
+    """``('opencv' | 'matplotlib', '')`` where a window can open here, else ``(None, why)``."""
+    window, why = open_window()
+    return (window.backend if window is not None else None), why
+
+
 def open_window() -> Tuple[Optional[ImageWindow], str]:
     """``(window, '')`` where images can be shown here, else ``(None, why not)``."""
     missing = display_missing()
@@ -95,5 +141,5 @@ def open_window() -> Tuple[Optional[ImageWindow], str]:
                   'interactive backend (install tkinter or PyQt to show windows)')
 
 
-__all__ = ['open_window', 'ImageWindow', 'display_missing', 'opencv_has_gui',
-           'matplotlib_gui_backend']
+__all__ = ['open_window', 'window_backend', 'ImageWindow', 'LiveWindow', 'display_missing',
+           'opencv_has_gui', 'matplotlib_gui_backend']

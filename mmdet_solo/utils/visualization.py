@@ -70,15 +70,75 @@ def _check_labels(labels: np.ndarray, class_names: Optional[Sequence[str]]) -> N
                          f'are the labels 0-based and the class names those of the model?')
 
 
-def _put_label(img: np.ndarray, text: str, x: int, y: int, color: Color, font_scale: float) -> None:
+LABEL_PAD = 2  # pixels between a label's text and its box
+LABEL_GAP = 2  # pixels kept free between two label boxes
+
+
+def _overlap(box: np.ndarray, placed: np.ndarray) -> float:
+    """Total area of ``box`` (x0, y0, x1, y1; exclusive ends) covered by ``placed`` (M, 4), each
+    grown by ``LABEL_GAP`` so that neighbours stay apart."""
+    if not len(placed):
+        return 0.0
+    iw = np.minimum(box[2], placed[:, 2] + LABEL_GAP) - np.maximum(box[0], placed[:, 0] - LABEL_GAP)
+    ih = np.minimum(box[3], placed[:, 3] + LABEL_GAP) - np.maximum(box[1], placed[:, 1] - LABEL_GAP)
+    return float((np.clip(iw, 0, None) * np.clip(ih, 0, None)).sum())
+
+
+def place_labels(sizes: np.ndarray, anchors: np.ndarray, img_hw: Tuple[int, int],
+                 max_shifts: int = 12) -> np.ndarray:
+    """Boxes (N, 4) ``x0, y0, x1, y1`` (exclusive ends) for N labels of ``sizes`` (N, 2:
+    width, height) that avoid each other, placed in the given order (most important first).
+
+    A label's preferred place is just above its ``anchor`` (x, y: the top-left of its
+    instance), then just below that point (inside the instance's top edge), then stacked
+    further down or up by whole label heights; the first place inside the image that overlaps
+    no earlier label is taken (else the least-overlapping one), as detectron2's Visualizer moves
+    labels that would cover each other.
+    """
+    h, w = img_hw
+    boxes = np.zeros((len(sizes), 4), dtype=np.int64)
+    for i, ((bw, bh), (ax, ay)) in enumerate(zip(np.asarray(sizes), np.asarray(anchors))):
+        bw, bh = int(min(bw, w)), int(min(bh, h))
+        x0 = int(min(max(ax, 0), w - bw))
+        step = bh + LABEL_GAP
+        ys = [ay - bh, ay]
+        for k in range(1, max_shifts + 1):
+            ys += [ay + k * step, ay - bh - k * step]
+        best, best_cost = None, None
+        for y0 in ys:
+            y0 = int(min(max(y0, 0), h - bh))
+            box = np.array([x0, y0, x0 + bw, y0 + bh])
+            cost = _overlap(box, boxes[:i])
+            if cost == 0:
+                best = box
+                break
+            if best_cost is None or cost < best_cost:
+                best, best_cost = box, cost
+        boxes[i] = best
+    return boxes
+
+
+def _draw_label(img: np.ndarray, text: str, box: np.ndarray, color: Color, font_scale: float,
+                thick: int) -> None:
+    """Text in the instance's colour on a dark translucent box with a border of that colour."""
+    x0, y0, x1, y1 = (int(v) for v in box)
+    roi = img[y0:y1, x0:x1]
+    roi[:] = (roi.astype(np.float32) * 0.25 + 0.5).astype(np.uint8)  # 75 % black
+    cv2.rectangle(img, (x0, y0), (x1 - 1, y1 - 1), color, 1)
     font = cv2.FONT_HERSHEY_SIMPLEX
-    thick = max(1, int(round(font_scale * 2)))
-    (tw, th), base = cv2.getTextSize(text, font, font_scale, thick)
-    h, w = img.shape[:2]
-    x = int(min(max(x, 0), max(w - tw, 0)))
-    y = int(min(max(y, th + 1), h - base - 1))
-    cv2.putText(img, text, (x, y), font, font_scale, (0, 0, 0), thick + 2, cv2.LINE_AA)
-    cv2.putText(img, text, (x, y), font, font_scale, color, thick, cv2.LINE_AA)
+    (_, th), _ = cv2.getTextSize(text, font, font_scale, thick)
+    cv2.putText(img, text, (x0 + LABEL_PAD, y0 + LABEL_PAD + th), font, font_scale, color, thick,
+                cv2.LINE_AA)
+
+
+def _label_boxes(texts: Sequence[str], anchors: Sequence[Tuple[int, int]], img_hw: Tuple[int, int],
+                 font_scale: float, thick: int) -> np.ndarray:
+    sizes = []
+    for text in texts:
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thick)
+        sizes.append((tw + 2 * LABEL_PAD, th + base + 2 * LABEL_PAD))
+    return place_labels(np.asarray(sizes).reshape(-1, 2), np.asarray(anchors).reshape(-1, 2),
+                        img_hw)
 
 
 def show_result_ins(img: Union[str, np.ndarray], result: Optional[InstanceResult],
@@ -88,8 +148,10 @@ def show_result_ins(img: Union[str, np.ndarray], result: Optional[InstanceResult
     """Draw the instances scoring above ``score_thr`` on ``img`` and return the BGR image.
 
     Each instance gets its own colour (by its index in ``result``): a semi-transparent
-    fill, a contour, and "name score" near the top-left of its mask. Higher-scored instances
-    are drawn last (on top). ``out_file`` is written (folders created) if given.
+    fill, a contour, and a "name score" label (text in that colour on a dark box) near the
+    top-left of its mask, moved where it would cover another label (:func:`place_labels`;
+    higher scores keep the preferred places). Higher-scored instances are drawn last (on top).
+    ``out_file`` is written (folders created) if given.
 
     Args:
         img: an image path or an (H, W, 3) BGR uint8 array (not modified).
@@ -119,10 +181,14 @@ def show_result_ins(img: Union[str, np.ndarray], result: Optional[InstanceResult
         label = int(res.labels[idx])
         name = class_names[label] if class_names is not None else f'class {label}'
         ys, xs = np.nonzero(mask)
-        texts.append((f'{name} {res.scores[idx]:.2f}', int(xs.min()), int(ys.min()) - 2, color))
-    if show_text:
-        for text, x, y, color in texts:
-            _put_label(canvas, text, x, y, color, font_scale)
+        texts.append((f'{name} {res.scores[idx]:.2f}', int(xs.min()), int(ys.min()), color))
+    if show_text and texts:
+        thick = max(1, int(round(font_scale * 2)))
+        texts = texts[::-1]  # best first: it keeps its preferred place
+        boxes = _label_boxes([t[0] for t in texts], [t[1:3] for t in texts], (h, w),
+                             font_scale, thick)
+        for (text, _, _, color), box in zip(texts[::-1], boxes[::-1]):  # best drawn last
+            _draw_label(canvas, text, box, color, font_scale, thick)
     if out_file is not None:
         folder = osp.dirname(osp.abspath(out_file))
         os.makedirs(folder, exist_ok=True)
@@ -151,4 +217,4 @@ def show_result_pyplot(img: Union[str, np.ndarray], result: Optional[InstanceRes
     return fig
 
 
-__all__ = ['show_result_ins', 'show_result_pyplot', 'instance_color']
+__all__ = ['show_result_ins', 'show_result_pyplot', 'instance_color', 'place_labels']

@@ -339,8 +339,8 @@ def test_init_dist_needs_torchrun_env(monkeypatch):
         monkeypatch.delenv(var, raising=False)
     with pytest.raises(RuntimeError, match='torchrun'):
         init_dist('pytorch')
-    with pytest.raises(ValueError, match="launcher 'slurm'"):
-        init_dist('slurm')
+    with pytest.raises(ValueError, match="launcher 'mpi'"):
+        init_dist('mpi')
 
 
 def test_stale_temporary_checkpoints_are_removed_and_reported(tmp_path, caplog):

@@ -144,7 +144,7 @@ def test_eval_hook_evaluates_encoded_results(tiny_coco, model):
     model.train()
     trainer = types.SimpleNamespace(epoch=1, max_epochs=1, model=model, rank=0,
                                     logger=types.SimpleNamespace(info=lambda m: None),
-                                    eval_results={})
+                                    eval_results={}, hooks=[hook])
     hook.after_epoch(trainer)
     assert model.training  # put back in training mode
     model.eval()

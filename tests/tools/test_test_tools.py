@@ -198,7 +198,7 @@ def test_unknown_metric_fails_before_inference(setup, tmp_path):
     proc = _run([sys.executable, os.path.join(TOOLS, 'test_ins.py'), setup['config'],
                  setup['ckpt'], '--out', out, '--eval', 'segm', 'foo'], timeout=120)
     assert proc.returncode == 2
-    assert "--eval: unknown metric(s) ['foo']; allowed: segm, bbox" in proc.stderr
+    assert "--eval: unknown metric(s) ['foo']; allowed: segm, bbox, cityscapes" in proc.stderr
     assert 'inference' not in proc.stderr and not os.path.exists(out)
 
 

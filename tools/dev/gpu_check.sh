@@ -22,6 +22,8 @@
 #               over gloo; NCCL refuses 2 ranks on 1 GPU)
 #   bench1, bench8
 #           (e) benchmarks/bench_inference.py --device cuda, batch 1 (+ training step) and 8
+#   trt     ONNX export of SOLOv2-light R18 (tools/deployment/pytorch2onnx.py --verify) built
+#               into a TensorRT engine by trtexec (skipped when trtexec is not installed)
 #   summary (f) markdown rows for BENCHMARKS.md (also in $RUN_DIR/summary.md)
 #
 # Environment (all optional):
@@ -64,7 +66,7 @@ mkdir -p "$RUN_DIR"
 RUN_DIR="$(cd "$RUN_DIR" && pwd)"
 export LOG="$RUN_DIR/gpu_check.log"
 export WHEELS="${GPU_CHECK_WHEELS:-$ROOT/.whl}"
-export STEPS=" ${GPU_CHECK_STEPS:-setup env ext tests data train dist bench1 bench8} "
+export STEPS=" ${GPU_CHECK_STEPS:-setup env ext tests data train dist bench1 bench8 trt} "
 exec > >(tee -a "$LOG") 2>&1
 export PYTHONUNBUFFERED=1
 export NPROC="$(nproc 2>/dev/null || echo 4)"
@@ -459,12 +461,26 @@ bench() {  # BATCH_SIZE EXTRA_ARGS...
 }
 export -f bench
 
+step_trt() {  # ONNX export (docs/DEPLOYMENT.md) built into a TensorRT engine by trtexec
+    if ! command -v trtexec >/dev/null 2>&1; then
+        log "trtexec not found (TensorRT not installed): skip"
+        return "$SKIP"
+    fi
+    local onnx="$RUN_DIR/solov2_light_r18.onnx"
+    "$PY" tools/deployment/pytorch2onnx.py configs/solov2/solov2_light_448_r18_fpn_8gpu_3x.py \
+        none --output-file "$onnx" --shape 448 672 --dynamic-export --verify || return 1
+    trtexec --onnx="$onnx" --minShapes=img:1x3x320x320 --optShapes=img:1x3x448x672 \
+        --maxShapes=img:2x3x800x1344 --iterations=20 --saveEngine="$RUN_DIR/solov2_light_r18.plan" \
+        >"$RUN_DIR/trtexec.log" 2>&1 || { tail -n 40 "$RUN_DIR/trtexec.log"; return 1; }
+    grep -E "Throughput|Latency: min" "$RUN_DIR/trtexec.log" | tail -n 3
+}
+
 step_bench1() { bench 1 --warmup 5 --repeat 20; }
 step_bench8() { bench 8 --warmup 3 --repeat 10 --no-train; }
 
 export SKIP
 export -f step_setup step_env step_ext step_tests step_data step_train step_dist step_bench1 \
-    step_bench8
+    step_bench8 step_trt
 
 # ------------------------------------------------------------------------------- run
 rm -f "$RUN_DIR/steps.txt"
@@ -486,6 +502,7 @@ else
 fi
 run_step bench1 150 step_bench1
 run_step bench8 120 step_bench8
+run_step trt 240 step_trt
 
 # ------------------------------------------------------------------------------- summary
 log "=== summary"

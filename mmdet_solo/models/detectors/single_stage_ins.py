@@ -77,24 +77,55 @@ class SingleStageInsDetector(nn.Module):
                     encode_masks: bool = False) -> List[InstanceResult]:
         """One ``InstanceResult`` per image, masks at ``ori_shape`` when ``rescale``; with
         ``encode_masks`` an ``EncodedInstanceResult`` (RLE masks, encoded while pasting)."""
+        return self.bbox_head.predict(self._test_outputs(img), img_metas, self.test_cfg,
+                                      rescale=rescale, encode_masks=encode_masks)
+
+    def _test_outputs(self, img: torch.Tensor) -> NamedTuple:
+        """Head outputs at test time (under autocast if ``inference_dtype``, then float32)."""
         if self.inference_dtype is None:
+            return self._head_outputs(img)
+        with torch.autocast(img.device.type, dtype=self.inference_dtype):
             outputs = self._head_outputs(img)
-        else:
-            with torch.autocast(img.device.type, dtype=self.inference_dtype):
-                outputs = self._head_outputs(img)
-            outputs = type(outputs)(*(_float32(o) for o in outputs))
-        return self.bbox_head.predict(outputs, img_metas, self.test_cfg, rescale=rescale,
-                                      encode_masks=encode_masks)
+        return type(outputs)(*(_float32(o) for o in outputs))
+
+    @torch.no_grad()
+    def aug_test(self, imgs: Sequence[torch.Tensor], img_metas: Sequence[List[dict]],
+                 rescale: bool = True, encode_masks: bool = False) -> List[InstanceResult]:
+        """Test-time augmentation (``MultiScaleFlipAug`` with several scales and/or
+        ``flip=True``): ``imgs[a]`` is the (B, 3, H_a, W_a) batch of view ``a``, ``img_metas[a]``
+        its metas. Views of one input size (a scale and its flip) run as one forward of 2B
+        images; the head merges the views (:meth:`BaseGridHead.predict_aug`)."""
+        if len(imgs) != len(img_metas):
+            raise ValueError(f'aug_test: {len(imgs)} image batches but {len(img_metas)} lists '
+                             'of img_metas (one per augmentation)')
+        outputs: List[Optional[NamedTuple]] = [None] * len(imgs)
+        by_shape: dict = {}
+        for a, img in enumerate(imgs):
+            by_shape.setdefault(tuple(img.shape), []).append(a)
+        for views in by_shape.values():
+            out = self._test_outputs(torch.cat([imgs[a] for a in views]))
+            for k, a in enumerate(views):
+                batch = imgs[a].shape[0]
+                outputs[a] = type(out)(*(_batch_slice(o, k * batch, (k + 1) * batch)
+                                         for o in out))
+        return self.bbox_head.predict_aug(outputs, img_metas, self.test_cfg, rescale=rescale,
+                                          encode_masks=encode_masks)
 
     def forward(self, img, img_metas, return_loss: bool = True, **kwargs):
         if return_loss:
             return self.forward_train(img, img_metas, **kwargs)
         if isinstance(img, (list, tuple)):  # MultiScaleFlipAug output: one entry per augmentation
             if len(img) != 1:
-                raise NotImplementedError('test-time augmentation with several scales/flips is '
-                                          'not supported yet; use one scale and flip=False')
+                return self.aug_test(img, img_metas, **kwargs)
             img, img_metas = img[0], img_metas[0]
         return self.simple_test(img, img_metas, **kwargs)
+
+
+def _batch_slice(x, start: int, end: int):
+    """Images ``start:end`` of a batched output (a tensor, or a list/tuple of tensors)."""
+    if isinstance(x, torch.Tensor):
+        return x[start:end]
+    return type(x)(_batch_slice(v, start, end) for v in x)
 
 
 def _float32(x):

@@ -243,6 +243,94 @@ class BaseGridHead(nn.Module):
                                             encode=encode_masks))
         return results
 
+    @torch.no_grad()
+    def predict_aug(self, aug_outputs: Sequence[NamedTuple], aug_metas: Sequence[Sequence[dict]],
+                    cfg, rescale: bool = True, encode_masks: bool = False) -> List[Result]:
+        """Test-time augmentation: one result per image from the outputs of several views
+        (``MultiScaleFlipAug``: ``aug_outputs[a]`` and ``aug_metas[a]`` are view ``a``'s).
+
+        The merge (docs/GETTING_STARTED.md, "Test-time augmentation"):
+
+        1. Flip: an unflipped view and its flipped twin of the same size are merged cell by
+           cell. Cell (i, j) is paired with the flipped view's cell that sees its mirror
+           image, (i, S - 1 - j) (:func:`tta.mirror_columns`); the category scores (after
+           sigmoid and points-NMS in each view) are averaged, and so are the two cells' soft
+           masks, the flipped one mirrored back (:func:`tta.warp_masks`). Thresholding,
+           maskness and Matrix NMS then see one candidate per cell, as without TTA.
+        2. Scales: each (merged) view selects its candidates (``score_thr``); their soft
+           masks are resized into the 1/4 map of the largest view (the reference frame), the
+           candidates of all views pooled and post-processed together (mask-size filter with
+           the stride scaled to the reference frame, maskness, ``nms_pre``, Matrix NMS,
+           ``max_per_img``), and the masks pasted from the reference view's image
+           (``rescale=False``: masks at its ``img_shape``).
+
+        With one view this is :meth:`predict` exactly.
+        """
+        return [segm_postprocess(masks, labels, scores, strides, meta['img_shape'],
+                                 meta['ori_shape'], cfg, rescale, mask_inds=inds,
+                                 encode=encode_masks)
+                for masks, labels, scores, strides, inds, meta
+                in self.merge_views(aug_outputs, aug_metas, cfg)]
+
+    @torch.no_grad()
+    def merge_views(self, aug_outputs: Sequence[NamedTuple], aug_metas: Sequence[Sequence[dict]],
+                    cfg) -> List[Tuple[torch.Tensor, ...]]:
+        """The candidates of :meth:`predict_aug` before post-processing, per image: ``(soft
+        masks (U, h, w) in the reference frame, labels (K,), scores (K,), strides (K,), mask
+        row of each candidate (K,), the reference view's img_meta)``."""
+        from . import tta
+        if len(aug_outputs) != len(aug_metas) or not aug_outputs:
+            raise ValueError(f'{type(self).__name__}.predict_aug: {len(aug_outputs)} outputs for '
+                             f'{len(aug_metas)} views of img_metas')
+        groups = tta.plan_views(aug_metas)
+        sizes = [self._mask_size(o) for o in aug_outputs]
+        ref = max((a for a, _ in groups), key=lambda a: sizes[a][0] * sizes[a][1])
+        ref_size = sizes[ref]
+        strides = level_strides_per_cell(self.seg_num_grids, self.strides,
+                                         aug_outputs[0].cate_preds[0].device)
+        score_thr = cfg_get(cfg, 'score_thr', 0.1)
+        scores, mirrors = [], []
+        for anchor, partner in groups:
+            probs = [points_nms(p.sigmoid()) for p in aug_outputs[anchor].cate_preds]
+            cols = None
+            if partner is not None:
+                cols = tta.mirror_columns([m['img_shape'][1] for m in aug_metas[anchor]],
+                                          sizes[anchor][1] * 4, self.seg_num_grids,
+                                          strides.device)
+                probs = [(p + points_nms(q.sigmoid()).gather(
+                    3, c[:, None, None, :].expand_as(p))) / 2
+                    for p, q, c in zip(probs, aug_outputs[partner].cate_preds, cols)]
+            scores.append(flatten_cate_preds(probs))
+            mirrors.append(cols)
+        results = []
+        for img_id in range(len(aug_metas[0])):
+            ref_meta = aug_metas[ref][img_id]
+            masks, labels, cand_scores, cand_strides, inds = [], [], [], [], []
+            num_masks = 0
+            for (anchor, partner), group_scores, cols in zip(groups, scores, mirrors):
+                meta = aug_metas[anchor][img_id]
+                cells, cell_labels, cell_scores = select_candidates(group_scores[img_id],
+                                                                    score_thr)
+                uniq, inverse = torch.unique(cells, return_inverse=True)
+                soft = self._candidate_masks(aug_outputs[anchor], img_id, uniq)
+                if partner is not None:
+                    mirror = tta.mirror_cells(cols, img_id)[uniq]
+                    flipped = self._candidate_masks(aug_outputs[partner], img_id, mirror)
+                    soft = (soft + tta.warp_masks(flipped, aug_metas[partner][img_id], meta,
+                                                  sizes[anchor])) / 2
+                if anchor != ref:
+                    soft = tta.warp_masks(soft, meta, ref_meta, ref_size)
+                masks.append(soft)
+                labels.append(cell_labels)
+                cand_scores.append(cell_scores)
+                ratio = tta.area_ratio(meta, ref_meta)
+                cand_strides.append(strides[cells] if ratio == 1 else strides[cells] * ratio)
+                inds.append(inverse + num_masks)
+                num_masks += len(uniq)
+            results.append((torch.cat(masks), torch.cat(labels), torch.cat(cand_scores),
+                            torch.cat(cand_strides), torch.cat(inds), ref_meta))
+        return results
+
     # ------------------------------------------------------------ mask hooks
     def _mask_size(self, outputs: NamedTuple) -> Tuple[int, int]:
         """(h, w) of the masks at 1/4 of the padded input."""

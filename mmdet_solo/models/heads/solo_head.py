@@ -185,6 +185,31 @@ class SOLOHead(BaseGridHead):
                 masks[sel] = F.interpolate(probs, size=size, mode='bilinear')[0]
         return masks
 
+    def _candidate_masks_static(self, outputs: Union[SOLOOutputs, DecoupledSOLOOutputs],
+                                cells: torch.Tensor) -> torch.Tensor:
+        """(B, K) cells → (B, K, h, w) soft masks, batched (the exported graph's version of
+        ``_candidate_masks``, see ``mmdet_solo.deploy.graph``): each level builds the masks
+        of all K cells (indices clamped) and keeps those of its own cells."""
+        from ...deploy.graph import batched_take
+        size = self._mask_size(outputs)
+        masks, start = None, 0
+        for lvl, num_grid in enumerate(self.seg_num_grids):
+            end = start + num_grid * num_grid
+            local = (cells - start).clamp(0, num_grid * num_grid - 1)
+            if self.decoupled:
+                up_x, up_y = (F.interpolate(p[lvl].sigmoid(), size=size, mode='bilinear')
+                              for p in (outputs.mask_preds_x, outputs.mask_preds_y))
+                level_masks = (batched_take(up_x, local % num_grid)
+                               * batched_take(up_y, torch.div(local, num_grid,
+                                                              rounding_mode='floor')))
+            else:
+                probs = batched_take(outputs.mask_preds[lvl], local).sigmoid()
+                level_masks = F.interpolate(probs, size=size, mode='bilinear')
+            on_level = ((cells >= start) & (cells < end))[:, :, None, None]
+            masks = level_masks if masks is None else torch.where(on_level, level_masks, masks)
+            start = end
+        return masks
+
 
 @HEADS.register_module()
 class DecoupledSOLOHead(SOLOHead):

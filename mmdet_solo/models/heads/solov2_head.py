@@ -99,6 +99,14 @@ class SOLOv2Head(BaseGridHead):
         kernels = flatten_cate_preds([k[img_id:img_id + 1] for k in outputs.kernel_preds])[0]
         return (kernels[cells] @ outputs.mask_feats[img_id].flatten(1)).view(-1, h, w).sigmoid()
 
+    def _candidate_masks_static(self, outputs: SOLOv2Outputs, cells: torch.Tensor) -> torch.Tensor:
+        """(B, K) cells → (B, K, h, w) soft masks, batched (the exported graph's version of
+        ``_candidate_masks``, see ``mmdet_solo.deploy.graph``)."""
+        from ...deploy.graph import batched_take
+        b, _, h, w = outputs.mask_feats.shape
+        kernels = batched_take(flatten_cate_preds(outputs.kernel_preds), cells)   # (B, K, E)
+        return (kernels @ outputs.mask_feats.flatten(2)).reshape(b, -1, h, w).sigmoid()
+
 
 @HEADS.register_module()
 class SOLOv2LightHead(SOLOv2Head):

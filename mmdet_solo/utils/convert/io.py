@@ -13,27 +13,28 @@ from . import normalise_meta, to_solo
 _logger = logging.getLogger(__name__)
 
 
-def read_raw(path: str, map_location: Union[str, torch.device, None] = 'cpu'
-             ) -> Tuple['OrderedDict[str, object]', dict]:
-    """The file's own ``(state_dict, meta)``, names untouched (``.pdparams``: numpy values)."""
+def read_raw(path: str, map_location: Union[str, torch.device, None] = 'cpu',
+             use_ema: bool = False) -> Tuple['OrderedDict[str, object]', dict]:
+    """The file's own ``(state_dict, meta)``, names untouched (``.pdparams``: numpy values);
+    ``use_ema``: its ``ema_state_dict`` when it has one (see ``load_state_dict_file``)."""
     from ..checkpoint import CheckpointError, load_state_dict_file
     if is_pdparams_file(path):
         try:
             return load_pdparams(path), {}
         except PdparamsError as e:
             raise CheckpointError(str(e)) from e
-    return load_state_dict_file(path, map_location)
+    return load_state_dict_file(path, map_location, use_ema=use_ema)
 
 
 def read_checkpoint(path: str, map_location: Union[str, torch.device, None] = 'cpu',
-                    fmt: str = 'auto', logger: Optional[logging.Logger] = None
-                    ) -> Tuple['OrderedDict[str, torch.Tensor]', dict, str]:
+                    fmt: str = 'auto', logger: Optional[logging.Logger] = None,
+                    use_ema: bool = False) -> Tuple['OrderedDict[str, torch.Tensor]', dict, str]:
     """``(state_dict, meta, fmt)`` with foreign names converted to ours.
 
     Keys that no rule of the detected format maps are kept under their own names, so that
     the loader reports them as unexpected.
     """
-    raw, meta = read_raw(path, map_location)
+    raw, meta = read_raw(path, map_location, use_ema=use_ema)
     state_dict, unmatched, fmt = to_solo(raw, fmt)
     if fmt not in ('solo', 'unknown'):
         (logger or _logger).info(f"checkpoint '{path}': {fmt} format, converted "

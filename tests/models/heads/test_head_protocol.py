@@ -53,21 +53,21 @@ def test_configs_cover_every_head_type():
     assert types == {t.__name__ for t in HEAD_TYPES}
 
 
-def _gt(rng):
+def _gt(rng, num_classes):
     """Image 0: three rectangles (8-40 px); image 1: none."""
     masks = np.zeros((3, 64, 64), np.uint8)
     boxes = []
     for i, (y, x, h, w) in enumerate([(4, 6, 40, 30), (30, 36, 16, 20), (50, 10, 8, 9)]):
         masks[i, y:y + h, x:x + w] = 1
         boxes.append([x, y, x + w - 1, y + h - 1])
-    labels = torch.from_numpy(rng.randint(0, 80, 3))
+    labels = torch.from_numpy(rng.randint(0, num_classes, 3))
     return ([torch.tensor(boxes, dtype=torch.float32), torch.zeros((0, 4))],
             [labels, torch.zeros(0, dtype=torch.long)], [masks, np.zeros((0, 64, 64), np.uint8)])
 
 
-@pytest.mark.parametrize('path', UNIQUE, ids=[os.path.basename(f)[:-3] for f in UNIQUE])
-def test_forward_loss_predict(path):
-    cfg = Config.fromfile(path)
+def narrowed_head(cfg, batch: int):
+    """The config's head narrowed to 32 channels and one conv (seeded init), random 64x64 FPN
+    maps of ``batch`` images and the mask-feature head's map on them (None without one)."""
     torch.manual_seed(0)
     head = HEADS.build(dict(cfg.model.bbox_head, in_channels=32, seg_feat_channels=32,
                             stacked_convs=1))
@@ -75,16 +75,23 @@ def test_forward_loss_predict(path):
     mask_cfg = cfg.model.get('mask_feat_head')
     mask_head = HEADS.build(dict(mask_cfg, in_channels=32)) if mask_cfg is not None else None
     g = torch.Generator().manual_seed(0)
-    feats = [torch.randn(2, 32, 64 // s, 64 // s, generator=g) for s in (4, 8, 16, 32, 64)]
+    feats = [torch.randn(batch, 32, 64 // s, 64 // s, generator=g) for s in (4, 8, 16, 32, 64)]
     mask_feats = None
     if mask_head is not None:
         with torch.no_grad():
             mask_feats = mask_head(feats[mask_head.start_level:mask_head.end_level + 1])
+    return head, feats, mask_feats
 
+
+@pytest.mark.parametrize('path', UNIQUE, ids=[os.path.basename(f)[:-3] for f in UNIQUE])
+def test_forward_loss_predict(path):
+    cfg = Config.fromfile(path)
+    head, feats, mask_feats = narrowed_head(cfg, batch=2)
     outputs = head(feats, mask_feats)
     assert isinstance(outputs, tuple) and outputs._fields[0] == 'cate_preds'
-    assert [tuple(p.shape) for p in outputs.cate_preds] == [(2, 80, s, s) for s in head.seg_num_grids]
-    losses = head.loss(outputs, *_gt(np.random.RandomState(0)), img_metas=METAS,
+    assert [tuple(p.shape) for p in outputs.cate_preds] == [(2, head.num_classes, s, s)
+                                                            for s in head.seg_num_grids]
+    losses = head.loss(outputs, *_gt(np.random.RandomState(0), head.num_classes), img_metas=METAS,
                        cfg=cfg.get('train_cfg'))
     assert set(losses) == {'loss_ins', 'loss_cate'}
     assert losses['loss_ins'].item() > 0.5 and losses['loss_cate'].item() > 0
@@ -92,10 +99,11 @@ def test_forward_loss_predict(path):
     grads = {n: p.grad for n, p in head.named_parameters()}
     assert all(g is not None and torch.isfinite(g).all() for g in grads.values())
 
+    confident = [3, head.num_classes // 2 + 1]   # 3 and 41 for COCO
     with torch.no_grad():   # two confident classes and masks above mask_thr: detections
         for name, p in head.named_parameters():
             if name.endswith('cate.bias'):
-                p[[3, 41]] = 3.0
+                p[confident] = 3.0
             elif 'ins_list' in name and name.endswith('bias'):
                 p.fill_(3.0)
             elif name == 'solo_kernel.bias':
@@ -104,7 +112,7 @@ def test_forward_loss_predict(path):
     for encode, kind in ((False, InstanceResult), (True, EncodedInstanceResult)):
         results = head.predict(outputs, METAS, cfg.test_cfg, rescale=True, encode_masks=encode)
         assert len(results) == 2 and all(type(r) is kind for r in results)
-        assert len(results[0]) > 0 and set(results[0].labels.tolist()) <= {3, 41}
+        assert len(results[0]) > 0 and set(results[0].labels.tolist()) <= set(confident)
         assert np.all(np.diff(results[0].scores) <= 0)
         assert len(results[0]) <= cfg.test_cfg.max_per_img
     assert results[0].image_size == (30, 32)
