@@ -161,8 +161,8 @@ def main(argv=None) -> int:
               f"{row['ours_s']:.3f} s; ours/mmdet = {row['ratio']:.2f} (median of {args.pairs} "
               f"pairs, IQR {row['ratio_q1_q3'][0]:.2f}-{row['ratio_q1_q3'][1]:.2f})", flush=True)
     if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(report, f, indent=1)
+        from mmdet_solo.utils.io import atomic_write
+        atomic_write(args.json, json.dumps(report, indent=1))
     return 0
 
 

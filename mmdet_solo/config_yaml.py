@@ -191,11 +191,17 @@ def _read_yaml(path: str, chain: Tuple[str, ...] = ()) -> List[Tuple[str, Dict[s
 def load_d2_cfg(path: str, opts: Sequence[str] = ()) -> Dict[str, Any]:
     """The detectron2-style config of ``path`` (its ``_BASE_`` chain merged over
     :data:`DEFAULTS`), with ``opts`` (``['KEY', 'VALUE', ...]``) merged last."""
+    return _load(osp.abspath(osp.expanduser(path)), opts)[0]
+
+
+def _load(path: str, opts: Sequence[str]) -> Tuple[Dict[str, Any], List[str]]:
+    """(:func:`load_d2_cfg` of absolute ``path``, the files of its ``_BASE_`` chain)."""
     cfg = copy.deepcopy(DEFAULTS)
-    for file, data in _read_yaml(osp.abspath(osp.expanduser(path))):
+    chain = _read_yaml(path)
+    for file, data in chain:
         _merge(cfg, data, file)
     merge_opts(cfg, opts)
-    return cfg
+    return cfg, [file for file, _ in chain]
 
 
 def merge_opts(cfg: Dict[str, Any], opts: Sequence[str]) -> None:
@@ -443,9 +449,12 @@ def load_yaml_config(path: str, opts: Sequence[str] = (), num_gpus: Optional[int
     docstring); ``Config.fromfile`` calls this for ``.yaml``/``.yml`` paths."""
     from .config import Config
     path = osp.abspath(osp.expanduser(path))
-    d2 = load_d2_cfg(path, opts)
-    files = [f for f, _ in _read_yaml(path)]
-    text = '\n'.join(f'# {f}\n' + open(f, encoding='utf-8').read() for f in files)
+    d2, files = _load(path, opts)
+    texts = []
+    for file in files:
+        with open(file, encoding='utf-8') as f:
+            texts.append(f'# {file}\n' + f.read())
+    text = '\n'.join(texts)
     if opts:
         text += '\n# overrides\n' + ' '.join(map(str, opts))
     return Config(translate(d2, num_gpus), filename=path, text=text, unread_names=())

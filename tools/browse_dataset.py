@@ -61,7 +61,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     from mmdet_solo.apis.config_check import load_config
     from mmdet_solo.apis.test import check_show
-    from mmdet_solo.datasets.analysis import (analysis_dataset, assign_sample, build_grid_head,
+    from mmdet_solo.datasets.analysis import (analysis_dataset, assign_targets, build_grid_head,
                                               prepare_sample, sample_targets)
     from mmdet_solo.utils.assignment_vis import denormalize, draw_training_sample
     from mmdet_solo.utils.display import open_window
@@ -100,7 +100,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         meta = sample['img_metas']
         img = denormalize(sample['img'].numpy() if hasattr(sample['img'], 'numpy')
                           else sample['img'], meta.get('img_norm_cfg'))
-        levels = assign_sample(head, sample) if head is not None else None
+        levels = (assign_targets(head, bboxes, labels, masks, input_hw) if head is not None
+                  else None)
         flip = ' flipped' if meta.get('flip') else ''
         drawn = draw_training_sample(
             img, masks, bboxes.numpy(), labels.numpy(), ds.CLASSES, input_hw,

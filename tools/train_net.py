@@ -144,10 +144,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     rc = run_tool('train', train_args, args.num_gpus)
     latest = osp.join(out_dir, 'latest.pth')
     if rc == 0 and osp.isfile(latest):
+        from mmdet_solo.utils.io import atomic_write
         final = osp.join(out_dir, 'model_final.pth')
-        tmp = osp.join(out_dir, f'.model_final.{os.getpid()}.tmp')
-        shutil.copyfile(osp.realpath(latest), tmp)
-        os.replace(tmp, final)
+        with open(osp.realpath(latest), 'rb') as src:
+            atomic_write(final, lambda f: shutil.copyfileobj(src, f))
         print(f'tools/train_net.py: final weights in {final}', flush=True)
     return rc
 

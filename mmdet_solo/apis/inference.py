@@ -9,11 +9,12 @@ import torch
 import torch.nn as nn
 
 from ..config import Config
-from ..datasets.class_names import COCO_CLASSES
 from ..datasets.collate import collate
 from ..datasets.pipelines import Compose
 from ..models import build_detector
+from ..models.layers.deform_conv import has_deform_conv
 from ..models.layers.fuse_conv_bn import fuse_conv_bn
+from ..registry import DATASETS
 from ..structures import InstanceResult
 from ..utils.checkpoint import MIN_LOADED_FOR_INFERENCE, load_checkpoint
 from ..utils.visualization import show_result_ins, show_result_pyplot
@@ -31,10 +32,7 @@ def _dataset_classes(cfg: Config) -> Optional[Sequence[str]]:
     if test.get('classes'):
         return tuple(test['classes'])
     kind = test.get('type', 'CocoDataset')
-    if kind == 'CocoDataset':
-        return COCO_CLASSES
     try:
-        from ..registry import DATASETS
         classes = getattr(DATASETS.resolve(kind), 'CLASSES', None) if isinstance(kind, str) \
             else None
     except KeyError:
@@ -105,9 +103,7 @@ def _use_channels_last(setting: Optional[bool], model: nn.Module, device: torch.
     deformable convolutions (measured faster; DCN models are not)."""
     if setting is not None:
         return bool(setting)
-    from ..models.layers.deform_conv import _DeformConvBase
-    return device.type == 'cpu' and not any(isinstance(m, _DeformConvBase)
-                                            for m in model.modules())
+    return device.type == 'cpu' and not has_deform_conv(model)
 
 
 def _test_pipeline(cfg: Config) -> Compose:

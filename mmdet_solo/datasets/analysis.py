@@ -206,11 +206,17 @@ def sample_targets(sample: dict
             torch.as_tensor(sample['gt_labels']).long().reshape(-1), masks, size)
 
 
-def assign_sample(head: Any, sample: dict) -> List[LevelAssignment]:
-    """The head's grid assignment of one training sample (``head.get_targets``)."""
-    bboxes, labels, masks, size = sample_targets(sample)
+def assign_targets(head: Any, bboxes: torch.Tensor, labels: torch.Tensor, masks: np.ndarray,
+                   size: Tuple[int, int]) -> List[LevelAssignment]:
+    """The head's grid assignment (``head.get_targets``) of one image's targets, as
+    :func:`sample_targets` gives them."""
     assigns, _ = head.get_targets([bboxes], [labels], [masks], size, torch.device('cpu'))
     return assigns[0]
+
+
+def assign_sample(head: Any, sample: dict) -> List[LevelAssignment]:
+    """The head's grid assignment of one training sample."""
+    return assign_targets(head, *sample_targets(sample))
 
 
 def box_scale(bboxes: torch.Tensor) -> torch.Tensor:
@@ -235,7 +241,7 @@ def image_record(head: Any, sample: dict, levels: Optional[List[LevelAssignment]
     """
     bboxes, labels, masks, size = sample_targets(sample)
     if levels is None:
-        levels = assign_sample(head, sample)
+        levels = assign_targets(head, bboxes, labels, masks, size)
     k, num_levels = len(labels), len(levels)
     claimed = torch.zeros(k, dtype=torch.long)
     won = torch.zeros(k, dtype=torch.long)
@@ -496,7 +502,7 @@ def dataset_info(datasets: Sequence[Dataset], cfg: Any) -> Dict[str, Any]:
 
 
 __all__ = ['BlankImage', 'NormalizeMeta', 'analysis_dataset', 'build_grid_head',
-           'leaf_datasets', 'prepare_sample', 'sample_seed', 'assign_sample',
+           'leaf_datasets', 'prepare_sample', 'sample_seed', 'assign_sample', 'assign_targets',
            'assignment_input_size', 'sample_targets', 'box_scale', 'image_record',
            'RecordStream', 'DatasetStats', 'dataset_info', 'worker_init', 'format_report',
            'plot_report']

@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 
 from ..utils.io import atomic_write
+from ..models.layers.deform_conv import has_deform_conv
 from .graph import DEFAULT_MAX_CANDIDATES, OUTPUT_NAMES, ExportableDetector
 from .runtime import METADATA_KEY
 
@@ -19,11 +20,6 @@ DEFAULT_OPSET = 18
 DCN_OPSET = 19          # ONNX DeformConv
 MAX_DYNAMIC_SIDE = 32 * 256   # largest exported height/width of a dynamic export (8192 px)
 MAX_DYNAMIC_BATCH = 64
-
-
-def has_deform_conv(model: nn.Module) -> bool:
-    from ..models.layers.deform_conv import _DeformConvBase
-    return any(isinstance(m, _DeformConvBase) for m in model.modules())
 
 
 def check_export_args(shape: Sequence[int], batch_size: int, opset: int) -> Tuple[int, int]:

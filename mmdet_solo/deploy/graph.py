@@ -25,19 +25,11 @@ import torch
 import torch.nn as nn
 
 from ..models.heads.postprocess import cfg_get
-from ..models.heads.utils import flatten_cate_preds, level_strides_per_cell, points_nms
+from ..models.heads.utils import (batched_take, flatten_cate_preds, level_strides_per_cell,
+                                  points_nms)
 
 DEFAULT_MAX_CANDIDATES = 1000
 OUTPUT_NAMES = ('scores', 'labels', 'masks', 'counts')
-
-
-def batched_take(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """``x[i, index[i]]`` for every ``i``: (B, K, ...) and (B, N) → (B, N, ...), as one
-    flat gather (smaller in ONNX than a GatherElements on an expanded index)."""
-    b, k = x.shape[0], x.shape[1]
-    offsets = torch.arange(b, device=x.device, dtype=index.dtype)[:, None] * k
-    flat = x.reshape(b * k, *x.shape[2:])[(index + offsets).reshape(-1)]
-    return flat.reshape(b, index.shape[1], *x.shape[2:])
 
 
 def matrix_nms_batched(masks: torch.Tensor, labels: torch.Tensor, scores: torch.Tensor,

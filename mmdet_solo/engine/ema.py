@@ -36,16 +36,12 @@ import torch
 
 from ..registry import HOOKS
 from .hooks import Hook
+from .trainer import unwrap_model
 
 EMA_TYPES = ('ExpMomentumEMA', 'ExponentialMovingAverage')
 # MMEngine's priority names (a config may write priority='NORMAL' or an int, lower runs first)
 PRIORITIES = {'HIGHEST': 0, 'VERY_HIGH': 10, 'HIGH': 30, 'ABOVE_NORMAL': 40, 'NORMAL': 50,
               'BELOW_NORMAL': 60, 'LOW': 70, 'VERY_LOW': 90, 'LOWEST': 100}
-
-
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    from .trainer import unwrap_model
-    return unwrap_model(model)
 
 
 @HOOKS.register_module()
@@ -123,35 +119,39 @@ class EMAHook(Hook):
         averaged = set(self._averaged)
         self._copied = [k for k in state if k not in averaged]
 
-    def _pairs(self, model: torch.nn.Module, keys: List[str]):
-        state = model.state_dict()
+    def _pairs(self, state: Dict[str, torch.Tensor], keys: List[str]):
+        """(averaged tensors, the model's tensors) of ``keys``; ``state`` is the model's."""
         return [self.ema[k] for k in keys], [state[k] for k in keys]
 
     @torch.no_grad()
     def update(self, model: torch.nn.Module) -> None:
         """One update from ``model``'s current weights (MMEngine's ``update_parameters``)."""
-        model = _unwrap(model)
+        state = unwrap_model(model).state_dict()
         if self.steps == 0:
-            self.copy_from(model)
+            self._copy_all(state)
         elif self.steps % self.interval == 0:
-            ema, src = self._pairs(model, self._averaged)
+            ema, src = self._pairs(state, self._averaged)
             if ema:
                 torch._foreach_lerp_(ema, src, self.momentum_at(self.steps))
-        ema, src = self._pairs(model, self._copied)
+        ema, src = self._pairs(state, self._copied)
         if ema:
             torch._foreach_copy_(ema, src)
         self.steps += 1
 
     @torch.no_grad()
     def copy_from(self, model: torch.nn.Module) -> None:
-        ema, src = self._pairs(_unwrap(model), self._averaged + self._copied)
+        self._copy_all(unwrap_model(model).state_dict())
+
+    def _copy_all(self, state: Dict[str, torch.Tensor]) -> None:
+        ema, src = self._pairs(state, self._averaged + self._copied)
         torch._foreach_copy_(ema, src)
 
     def state_dict(self, model: torch.nn.Module) -> 'OrderedDict[str, torch.Tensor]':
         """The averaged weights under the model's state-dict names (buffers that are not
         averaged: the model's current ones), CPU copies."""
-        state = _unwrap(model).state_dict()
-        return OrderedDict((k, (self.ema[k] if k in self._averaged else v).detach().cpu().clone())
+        state = unwrap_model(model).state_dict()
+        averaged = set(self._averaged)
+        return OrderedDict((k, (self.ema[k] if k in averaged else v).detach().cpu().clone())
                            for k, v in state.items())
 
     @contextmanager
@@ -160,7 +160,7 @@ class EMAHook(Hook):
         if self.ema is None:
             yield
             return
-        ema, src = self._pairs(_unwrap(model), self._averaged)
+        ema, src = self._pairs(unwrap_model(model).state_dict(), self._averaged)
         with torch.no_grad():
             raw = [t.clone() for t in src]
             torch._foreach_copy_(src, ema)
@@ -172,7 +172,7 @@ class EMAHook(Hook):
 
     # ---------------------------------------------------------------------- hook points
     def before_run(self, trainer) -> None:
-        model = _unwrap(trainer.model)
+        model = unwrap_model(trainer.model)
         self._split_keys(model)
         state = model.state_dict()
         if self.ema is None:  # not restored by resume_from: start from the current weights
@@ -211,7 +211,7 @@ class EMAHook(Hook):
                                    'average restarts from the resumed weights')
             self.ema, self.steps = None, 0
             return
-        own = _unwrap(trainer.model).state_dict()
+        own = unwrap_model(trainer.model).state_dict()
         missing = [k for k in own if k not in ema]
         if missing:
             raise KeyError(f'EMAHook: the checkpoint\'s ema_state_dict lacks {len(missing)} of '

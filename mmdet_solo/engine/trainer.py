@@ -200,11 +200,12 @@ class EpochBasedTrainer:
         self.hooks.append(hook)
         self.hooks.sort(key=lambda h: getattr(h, 'priority', 50))  # stable
 
-    def call_hook(self, point: str) -> None:
+    def call_hook(self, point: str, *args: Any) -> None:
+        """``hook.<point>(self, *args)`` for every hook that has it, by priority."""
         for hook in self.hooks:
             fn = getattr(hook, point, None)
             if fn is not None:
-                fn(self)
+                fn(self, *args)
 
     # ------------------------------------------------------------------------------- state
     def current_lr(self) -> List[float]:
@@ -325,10 +326,7 @@ class EpochBasedTrainer:
             meta['amp_scaler'] = self.scaler.state_dict()
         # hooks may add entries (EMAHook: ema_state_dict and meta['ema'])
         extra: Dict[str, Any] = dict(meta=meta)
-        for hook in self.hooks:
-            fn = getattr(hook, 'before_save_checkpoint', None)
-            if fn is not None:
-                fn(self, extra)
+        self.call_hook('before_save_checkpoint', extra)
         meta = extra.pop('meta')
         path = osp.join(out_dir, filename)
         save_checkpoint(self.model, path, optimizer=self.optimizer if save_optimizer else None,
@@ -365,10 +363,7 @@ class EpochBasedTrainer:
                                 '(saved with checkpoint_config.save_optimizer=False); the '
                                 'optimizer starts afresh (momentum buffers at zero)')
         self.epoch, self.iter = int(meta['epoch']), int(meta['iter'])
-        for hook in self.hooks:  # hooks restore their own state (EMAHook: the average)
-            fn = getattr(hook, 'after_load_checkpoint', None)
-            if fn is not None:
-                fn(self, ckpt)
+        self.call_hook('after_load_checkpoint', ckpt)   # hooks' own state (EMAHook: the average)
         if self.scaler is not None and 'amp_scaler' in meta:
             self.scaler.load_state_dict(meta['amp_scaler'])
         rng_states = meta.get('rng_state')

@@ -33,6 +33,8 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from tqdm import tqdm
 
+from ..utils.io import atomic_write
+
 ERROR_TYPES = ('C75', 'C50', 'Loc', 'Sim', 'Oth', 'BG', 'FN')
 AREA_NAMES = ('allarea', 'small', 'medium', 'large')
 DEFAULT_AREAS = (32 ** 2, 96 ** 2, 1e10)
@@ -217,7 +219,7 @@ def plot_breakdown(eb: ErrorBreakdown, out_dir: str, cat: Optional[int] = None,
         ax.set_title(title)
         ax.legend(loc='lower left', fontsize='small')
         path = osp.join(out_dir, _safe(title) + '.png')
-        fig.savefig(path, dpi=80)
+        atomic_write(path, lambda f: fig.savefig(f, format='png', dpi=80))
         plt.close(fig)
         files.append(path)
     return files
@@ -242,7 +244,7 @@ def plot_bars(eb: ErrorBreakdown, out_dir: str) -> str:
     ax.set_title(f'{eb.iou_type}-allclass-ap bar plot')
     ax.legend(fontsize='small', ncol=3)
     path = osp.join(out_dir, f'{eb.iou_type}-allclass-ap_bar_plot.png')
-    fig.savefig(path, dpi=80)
+    atomic_write(path, lambda f: fig.savefig(f, format='png', dpi=80))
     plt.close(fig)
     return path
 

@@ -19,6 +19,8 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import torch
 import torch.nn as nn
 
+from ..models.detectors.single_stage_ins import outputs_float32
+
 # module groups of a detector, in the order data flows through them
 GROUPS = ('backbone', 'neck', 'mask_feat_head', 'bbox_head')
 
@@ -70,12 +72,6 @@ def paste_timer(device: torch.device) -> Iterator[List[float]]:
         postprocess.paste_masks = original
 
 
-def _float32(x: Any) -> Any:
-    if isinstance(x, torch.Tensor):
-        return x.float()
-    return type(x)(_float32(v) for v in x)
-
-
 def _autocast(model: nn.Module, device: torch.device):
     dtype = getattr(model, 'inference_dtype', None)
     return torch.autocast(device.type, dtype=dtype) if dtype is not None \
@@ -113,7 +109,7 @@ def time_stages(model: nn.Module, img: torch.Tensor, img_metas: Sequence[dict], 
             feats, row['backbone_neck'] = timed(lambda: model.extract_feat(img), device)
             outs, row['heads'] = timed(lambda: model.forward_heads(feats), device)
         if getattr(model, 'inference_dtype', None) is not None:
-            outs = type(outs)(*(_float32(o) for o in outs))
+            outs = outputs_float32(outs)
         feats = None
         with paste_timer(device) as pasted:
             res, predict = timed(lambda: model.bbox_head.predict(outs, img_metas, model.test_cfg),

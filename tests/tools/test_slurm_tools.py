@@ -9,7 +9,6 @@ images (as tools/dist_train.sh does, tests/tools/test_train_tool.py), here with
 from __future__ import annotations
 
 import glob
-import json
 import os
 import os.path as osp
 import pickle
@@ -22,7 +21,8 @@ import torch
 
 from coco_fixtures import write_tiny_coco
 from mmdet_solo.engine.dist import first_slurm_host, parse_first_host, slurm_env
-from test_train_tool import BASE, CONFIG, ROOT, _env, _free_port, json_records, load, train
+from test_train_tool import (ROOT, _env, _free_port, json_records, load, train,
+                             write_two_image_config)
 
 FAKE_SRUN = r'''#!/usr/bin/env bash
 # fake srun: log the options, start --ntasks local tasks with SLURM's variables
@@ -102,22 +102,8 @@ def test_slurm_train_and_test_two_tasks_match_one_process(tmp_path):
     """2 SLURM tasks x 1 image, lr 0.04 auto-scaled by 2/4, vs 1 process x 2 images, lr 0.02:
     the same weights (raw and EMA) after one SGD step; then slurm_test.sh with 2 tasks."""
     info = write_tiny_coco(str(tmp_path / 'data'))
-    with open(info['ann_file']) as f:
-        coco = json.load(f)
-    img0 = coco['images'][0]
-    anns0 = [a for a in coco['annotations'] if a['image_id'] == img0['id'] and not a['iscrowd']]
-    images, anns = [], []
-    for k, subset in enumerate((anns0, anns0[:1])):
-        images.append(dict(img0, id=1 + k))
-        anns += [dict(a, id=len(anns) + 1, image_id=1 + k) for a in subset]
-    dup_file = str(tmp_path / 'dup.json')
-    with open(dup_file, 'w') as f:
-        json.dump(dict(coco, images=images, annotations=anns), f)
-    cfg = str(tmp_path / 'tiny_slurm.py')
-    with open(cfg, 'w') as f:
-        f.write(CONFIG.format(base=BASE, flip=0.0, ann_file=dup_file,
-                              img_prefix=info['img_prefix']))
-        f.write("custom_hooks = [dict(type='EMAHook', momentum=0.01)]\n")
+    cfg = write_two_image_config(info, str(tmp_path / 'tiny_slurm.py'),
+                                 extra="custom_hooks = [dict(type='EMAHook', momentum=0.01)]\n")
     opts = ['--no-validate', '--cfg-options', 'total_epochs=1', 'lr_config.warmup=None']
 
     single = str(tmp_path / 'single')

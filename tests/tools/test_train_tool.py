@@ -188,6 +188,29 @@ def test_sigkill_then_auto_resume_reaches_same_weights(reference, setup):
     assert_same_weights(osp.join(work_dir, 'epoch_2.pth'), osp.join(reference, 'epoch_2.pth'))
 
 
+def write_two_image_config(info: dict, cfg_path: str, extra: str = '') -> str:
+    """A training config (no flip) on two copies of the tiny set's first image, one with all its
+    instances and one with the first only: one image per process in 2-process runs, the same
+    two as one batch of 2 in a single process. ``extra`` is appended to the config."""
+    with open(info['ann_file']) as f:
+        coco = json.load(f)
+    img0 = coco['images'][0]
+    anns0 = [a for a in coco['annotations'] if a['image_id'] == img0['id'] and not a['iscrowd']]
+    assert len(anns0) >= 2
+    images, anns = [], []
+    for k, subset in enumerate((anns0, anns0[:1])):
+        images.append(dict(img0, id=1 + k))
+        anns += [dict(a, id=len(anns) + 1, image_id=1 + k) for a in subset]
+    dup_file = osp.join(osp.dirname(cfg_path), osp.basename(cfg_path)[:-3] + '_ann.json')
+    with open(dup_file, 'w') as f:
+        json.dump(dict(coco, images=images, annotations=anns), f)
+    with open(cfg_path, 'w') as f:
+        f.write(CONFIG.format(base=BASE, flip=0.0, ann_file=dup_file,
+                              img_prefix=info['img_prefix']))
+        f.write(extra)
+    return cfg_path
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
@@ -204,22 +227,7 @@ def test_dist_train_two_processes_matches_single_process(setup):
     """
     root = setup['root']
     info = setup['info']
-    with open(info['ann_file']) as f:
-        coco = json.load(f)
-    img0 = coco['images'][0]
-    anns0 = [a for a in coco['annotations'] if a['image_id'] == img0['id'] and not a['iscrowd']]
-    assert len(anns0) >= 2
-    images, anns = [], []
-    for k, subset in enumerate((anns0, anns0[:1])):
-        images.append(dict(img0, id=1 + k))
-        anns += [dict(a, id=len(anns) + 1, image_id=1 + k) for a in subset]
-    dup_file = str(root / 'dup.json')
-    with open(dup_file, 'w') as f:
-        json.dump(dict(coco, images=images, annotations=anns), f)
-    cfg = str(root / 'tiny_dist.py')
-    with open(cfg, 'w') as f:
-        f.write(CONFIG.format(base=BASE, flip=0.0, ann_file=dup_file,
-                              img_prefix=info['img_prefix']))
+    cfg = write_two_image_config(info, str(root / 'tiny_dist.py'))
     opts = ['--no-validate', '--cfg-options', 'total_epochs=1', 'lr_config.warmup=None']
 
     single = str(root / 'single')

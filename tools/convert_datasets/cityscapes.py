@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import json
 import os
 import os.path as osp
 import sys
@@ -73,7 +72,7 @@ def to_coco(image_infos: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
 def convert_split(gt_split_dir: str, out_file: str, nproc: int = 1) -> Dict[str, Any]:
     """Convert one split and write ``out_file`` (atomically); return the COCO dict."""
     from mmdet_solo.datasets.cityscapes import polygon_file_to_coco
-    from mmdet_solo.utils.io import atomic_write
+    from mmdet_solo.evaluation.results_io import dump_json_atomic
     files = collect_files(gt_split_dir)
     desc = osp.basename(osp.normpath(gt_split_dir))
     if nproc > 1:
@@ -83,7 +82,7 @@ def convert_split(gt_split_dir: str, out_file: str, nproc: int = 1) -> Dict[str,
     else:
         infos = [polygon_file_to_coco(f) for f in tqdm(files, desc=desc)]
     coco = to_coco(infos)
-    atomic_write(out_file, json.dumps(coco), text=True)
+    dump_json_atomic(coco, out_file)
     return coco
 
 

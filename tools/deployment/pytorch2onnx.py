@@ -83,9 +83,9 @@ def verify(model, onnx_file: str, example, dynamic: bool) -> bool:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from mmdet_solo.deploy.export import check_export_args
+    from mmdet_solo.deploy.export import DEFAULT_OPSET, check_export_args
     try:
-        check_export_args(args.shape, args.batch_size, args.opset or 18)
+        check_export_args(args.shape, args.batch_size, args.opset or DEFAULT_OPSET)
     except ValueError as e:
         parser.error(str(e))
     if args.max_candidates < 1:

@@ -86,7 +86,7 @@ class SingleStageInsDetector(nn.Module):
             return self._head_outputs(img)
         with torch.autocast(img.device.type, dtype=self.inference_dtype):
             outputs = self._head_outputs(img)
-        return type(outputs)(*(_float32(o) for o in outputs))
+        return outputs_float32(outputs)
 
     @torch.no_grad()
     def aug_test(self, imgs: Sequence[torch.Tensor], img_metas: Sequence[List[dict]],
@@ -126,6 +126,12 @@ def _batch_slice(x, start: int, end: int):
     if isinstance(x, torch.Tensor):
         return x[start:end]
     return type(x)(_batch_slice(v, start, end) for v in x)
+
+
+def outputs_float32(outputs: NamedTuple) -> NamedTuple:
+    """Head outputs (a NamedTuple of tensors and lists of tensors) in float32, e.g. after
+    autocast."""
+    return type(outputs)(*(_float32(o) for o in outputs))
 
 
 def _float32(x):

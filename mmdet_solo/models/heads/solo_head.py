@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from ...registry import HEADS
 from .base_head import BaseGridHead
 from .targets import LevelAssignment, rescale_masks
-from .utils import coord_features
+from .utils import batched_take, coord_features
 
 
 class SOLOOutputs(NamedTuple):
@@ -190,7 +190,6 @@ class SOLOHead(BaseGridHead):
         """(B, K) cells → (B, K, h, w) soft masks, batched (the exported graph's version of
         ``_candidate_masks``, see ``mmdet_solo.deploy.graph``): each level builds the masks
         of all K cells (indices clamped) and keeps those of its own cells."""
-        from ...deploy.graph import batched_take
         size = self._mask_size(outputs)
         masks, start = None, 0
         for lvl, num_grid in enumerate(self.seg_num_grids):

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from ...registry import HEADS
 from .base_head import BaseGridHead
 from .targets import LevelAssignment, rescale_masks
-from .utils import coord_features, flatten_cate_preds
+from .utils import batched_take, coord_features, flatten_cate_preds
 
 
 class SOLOv2Outputs(NamedTuple):
@@ -102,7 +102,6 @@ class SOLOv2Head(BaseGridHead):
     def _candidate_masks_static(self, outputs: SOLOv2Outputs, cells: torch.Tensor) -> torch.Tensor:
         """(B, K) cells → (B, K, h, w) soft masks, batched (the exported graph's version of
         ``_candidate_masks``, see ``mmdet_solo.deploy.graph``)."""
-        from ...deploy.graph import batched_take
         b, _, h, w = outputs.mask_feats.shape
         kernels = batched_take(flatten_cate_preds(outputs.kernel_preds), cells)   # (B, K, E)
         return (kernels @ outputs.mask_feats.flatten(2)).reshape(b, -1, h, w).sigmoid()

@@ -70,6 +70,11 @@ class _DeformConvBase(nn.Module):
                                  padding=self.padding, dilation=self.dilation, mask=mask)
 
 
+def has_deform_conv(model: nn.Module) -> bool:
+    """Whether ``model`` has a deformable convolution (DCN) anywhere."""
+    return any(isinstance(m, _DeformConvBase) for m in model.modules())
+
+
 class DeformConvPack(_DeformConvBase):
     """DCN v1: offsets predicted by ``conv_offset`` (2·k² channels), no bias."""
 
