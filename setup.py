@@ -111,7 +111,8 @@ def make_extensions():
 
     required = _env_flag('MMDET_SOLO_EXT_REQUIRED')
     cflags, ldflags = _cxx_flags()
-    cpp_sources = [os.path.join(CSRC, 'matrix_nms.cpp')]
+    cpp_sources = [os.path.join(CSRC, name)
+                   for name in ('matrix_nms.cpp', 'paste_masks.cpp', 'mask_scan.cpp')]
     cu_sources = [os.path.join(CSRC, 'matrix_nms_cuda.cu')]
     depends = [os.path.join(CSRC, 'matrix_nms.h')]
 
@@ -175,8 +176,8 @@ def make_extensions():
 
         @staticmethod
         def _warn_no_ext(exc):
-            _say(f'WARNING: could not build the Matrix NMS extension ({type(exc).__name__}: '
-                 f'{exc}); mmdet_solo.ops.matrix_nms will use the PyTorch reference')
+            _say(f'WARNING: could not build the C++ extension ({type(exc).__name__}: {exc}); '
+                 'Matrix NMS and the mask kernels will use their PyTorch versions')
 
     return [ext], {'build_ext': BuildExtWithFallback.with_options(use_ninja=_has_ninja())}
 

@@ -1,4 +1,4 @@
-"""``python -m mmdet_solo.ops``: which Matrix NMS backends this installation has."""
+"""``python -m mmdet_solo.ops``: which compiled operators this installation has and uses."""
 import sys
 
 import torch
@@ -30,7 +30,23 @@ def report() -> str:
         backend = f'invalid ({exc})'
     lines.append(f'selection: {backend} ({ENV_VAR}=torch|ext|auto; auto = ext where it has a '
                  'kernel for the device, else torch)')
+    lines += mask_kernels_report()
     return '\n'.join(lines)
+
+
+def mask_kernels_report() -> list:
+    from . import mask_kernels as mk
+    try:
+        scan = mk.compiled_scan_available('cpu')
+        variant = mk.paste_variant() if scan else None
+    except ValueError as exc:
+        return [f'mask kernels: invalid setting ({exc})']
+    paste = (f'yes (variant {variant}: reproduces F.interpolate here)' if variant is not None
+             else 'no (F.interpolate is used)')
+    return ['mask kernels (CPU post-processing; '
+            f'{mk.ENV_VAR}=torch turns them off):',
+            f"  mask_scan:   {'yes' if scan else 'no (PyTorch ops are used)'}",
+            f'  paste_masks: {paste}']
 
 
 def main() -> int:

@@ -21,7 +21,7 @@ import torch.nn as nn
 from ...registry import LOSSES
 from ..layers import ConvModule, resolve_conv_bias
 from ..losses import DiceLoss, dice_loss
-from .postprocess import Result, cfg_get, segm_postprocess, select_candidates
+from .postprocess import Result, SoftMasks, cfg_get, segm_postprocess, select_candidates
 from .targets import LevelAssignment, assign_grid_cells
 from .utils import (bias_init_with_prob, flatten_cate_preds, level_strides_per_cell,
                     loss_normalizer, normal_init, points_nms, split_feats)
@@ -237,7 +237,8 @@ class BaseGridHead(nn.Module):
             cells, labels, scores = select_candidates(all_scores[img_id], score_thr)
             # one mask per distinct cell: a cell's mask does not depend on the class
             uniq, inverse = torch.unique(cells, return_inverse=True)
-            results.append(segm_postprocess(self._candidate_masks(outputs, img_id, uniq), labels,
+            results.append(segm_postprocess(self._candidate_soft_masks(outputs, img_id, uniq),
+                                            labels,
                                             scores, strides[cells], meta['img_shape'],
                                             meta['ori_shape'], cfg, rescale, mask_inds=inverse,
                                             encode=encode_masks))
@@ -347,3 +348,9 @@ class BaseGridHead(nn.Module):
         """(K, h, w) soft masks at 1/4 of the padded input of image ``img_id``'s cells
         (sorted, distinct flat indices over all levels)."""
         raise NotImplementedError
+
+    def _candidate_soft_masks(self, outputs: NamedTuple, img_id: int,
+                              cells: torch.Tensor) -> SoftMasks:
+        """The masks of :meth:`_candidate_masks` as post-processing reads them (a head that
+        can make them a few at a time returns a :class:`SoftMasks` that does)."""
+        return SoftMasks(self._candidate_masks(outputs, img_id, cells))

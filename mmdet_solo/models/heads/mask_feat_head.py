@@ -8,6 +8,7 @@ import torch.nn as nn
 
 from ...registry import HEADS
 from ..layers import ConvModule, resolve_conv_bias
+from ..layers.inplace import accumulate
 from .utils import coord_features
 
 
@@ -77,5 +78,5 @@ class MaskFeatHead(nn.Module):
             x = inputs[i]
             if i == last:
                 x = torch.cat([x, coord_features(x)], 1)
-            out = out + self.convs_all_levels[i](x)
+            out = accumulate(out, self.convs_all_levels[i](x))
         return self.conv_pred(out)

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from ...registry import HEADS
 from .base_head import BaseGridHead
+from .postprocess import KernelSoftMasks
 from .targets import LevelAssignment, rescale_masks
 from .utils import batched_take, coord_features, flatten_cate_preds
 
@@ -95,9 +96,14 @@ class SOLOv2Head(BaseGridHead):
     def _candidate_masks(self, outputs: SOLOv2Outputs, img_id: int,
                          cells: torch.Tensor) -> torch.Tensor:
         """The cells' kernels convolved with the image's mask feature, sigmoid."""
-        h, w = outputs.mask_feats.shape[-2:]
+        masks = self._candidate_soft_masks(outputs, img_id, cells)
+        return masks.take(torch.arange(masks.num, device=cells.device))
+
+    def _candidate_soft_masks(self, outputs: SOLOv2Outputs, img_id: int,
+                              cells: torch.Tensor) -> KernelSoftMasks:
+        """The same masks, made a few at a time as post-processing reads them."""
         kernels = flatten_cate_preds([k[img_id:img_id + 1] for k in outputs.kernel_preds])[0]
-        return (kernels[cells] @ outputs.mask_feats[img_id].flatten(1)).view(-1, h, w).sigmoid()
+        return KernelSoftMasks(kernels[cells], outputs.mask_feats[img_id])
 
     def _candidate_masks_static(self, outputs: SOLOv2Outputs, cells: torch.Tensor) -> torch.Tensor:
         """(B, K) cells → (B, K, h, w) soft masks, batched (the exported graph's version of

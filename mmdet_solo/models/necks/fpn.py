@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from ...registry import NECKS
 from ..layers import ConvModule
+from ..layers.inplace import accumulate
 
 
 def upsample_like(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
@@ -123,7 +124,8 @@ class FPN(nn.Module):
                                         for i, conv in enumerate(self.lateral_convs)]
         used = len(laterals)
         for i in range(used - 1, 0, -1):
-            laterals[i - 1] = laterals[i - 1] + upsample_like(laterals[i], laterals[i - 1])
+            laterals[i - 1] = accumulate(laterals[i - 1],
+                                         upsample_like(laterals[i], laterals[i - 1]))
         outs = [self.fpn_convs[i](laterals[i]) for i in range(used)]
         if self.num_outs > used:
             if not self.add_extra_convs:

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 from mmdet_solo.models.heads import postprocess
 from mmdet_solo.models.heads.postprocess import paste_masks
+from mmdet_solo.ops import mask_kernels
 from mmdet_solo.structures import EncodedInstanceResult, InstanceResult
 
 
@@ -40,6 +41,8 @@ def test_chunked_paste_equals_single_resize(monkeypatch, rescale, budget, out_hw
 
 
 def test_chunk_size_bounds_the_float_pixels_in_flight(monkeypatch):
+    """Without the compiled paste (which makes no float images), F.interpolate gets a few
+    masks at a time."""
     sizes = []
     real = F.interpolate
 
@@ -47,7 +50,8 @@ def test_chunk_size_bounds_the_float_pixels_in_flight(monkeypatch):
         sizes.append(x.shape[1])
         return real(x, *a, **k)
 
-    monkeypatch.setattr(postprocess.F, 'interpolate', spy)
+    monkeypatch.setattr(mask_kernels.F, 'interpolate', spy)
+    monkeypatch.setattr(mask_kernels, '_backend', ['torch'])
     monkeypatch.setattr(postprocess, 'PASTE_CHUNK_ELEMS', 3 * (80 * 112 + 131 * 177))
     soft = torch.rand(8, 20, 28)
     paste_masks(soft, (75, 101), (131, 177), 0.5, np.zeros(8), np.ones(8, np.float32))
