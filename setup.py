@@ -112,7 +112,8 @@ def make_extensions():
     required = _env_flag('MMDET_SOLO_EXT_REQUIRED')
     cflags, ldflags = _cxx_flags()
     cpp_sources = [os.path.join(CSRC, name)
-                   for name in ('matrix_nms.cpp', 'paste_masks.cpp', 'mask_scan.cpp')]
+                   for name in ('matrix_nms.cpp', 'paste_masks.cpp', 'mask_scan.cpp',
+                                'cpu_cache.cpp')]
     cu_sources = [os.path.join(CSRC, 'matrix_nms_cuda.cu')]
     depends = [os.path.join(CSRC, 'matrix_nms.h')]
 

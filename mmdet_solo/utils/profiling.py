@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 
 from ..models.detectors.single_stage_ins import outputs_float32
+from ..ops.cpu_cache import cpu_allocation_cache
 
 # module groups of a detector, in the order data flows through them
 GROUPS = ('backbone', 'neck', 'mask_feat_head', 'bbox_head')
@@ -105,16 +106,17 @@ def time_stages(model: nn.Module, img: torch.Tensor, img_metas: Sequence[dict], 
         row: Dict[str, float] = {}
         if load is not None:
             (img, img_metas), row['data'] = timed(load, device)
-        with _autocast(model, device):
-            feats, row['backbone_neck'] = timed(lambda: model.extract_feat(img), device)
-            outs, row['heads'] = timed(lambda: model.forward_heads(feats), device)
-        if getattr(model, 'inference_dtype', None) is not None:
-            outs = outputs_float32(outs)
-        feats = None
-        with paste_timer(device) as pasted:
-            res, predict = timed(lambda: model.bbox_head.predict(outs, img_metas, model.test_cfg),
-                                 device)
-        outs = None
+        with cpu_allocation_cache(device):   # as simple_test
+            with _autocast(model, device):
+                feats, row['backbone_neck'] = timed(lambda: model.extract_feat(img), device)
+                outs, row['heads'] = timed(lambda: model.forward_heads(feats), device)
+            if getattr(model, 'inference_dtype', None) is not None:
+                outs = outputs_float32(outs)
+            feats = None
+            with paste_timer(device) as pasted:
+                res, predict = timed(
+                    lambda: model.bbox_head.predict(outs, img_metas, model.test_cfg), device)
+            outs = None
         row['mask_paste'] = sum(pasted)
         row['postprocess'] = predict - row['mask_paste']
         row['total'] = sum(row[k] for k in ('data',) + STAGES if k in row)

@@ -6,6 +6,7 @@ from typing import List, NamedTuple, Optional, Sequence
 import torch
 import torch.nn as nn
 
+from ...ops.cpu_cache import cpu_allocation_cache
 from ...registry import BACKBONES, HEADS, MODELS, NECKS
 from ...structures import InstanceResult
 from ..heads.postprocess import check_test_cfg
@@ -76,9 +77,11 @@ class SingleStageInsDetector(nn.Module):
     def simple_test(self, img: torch.Tensor, img_metas: List[dict], rescale: bool = True,
                     encode_masks: bool = False) -> List[InstanceResult]:
         """One ``InstanceResult`` per image, masks at ``ori_shape`` when ``rescale``; with
-        ``encode_masks`` an ``EncodedInstanceResult`` (RLE masks, encoded while pasting)."""
-        return self.bbox_head.predict(self._test_outputs(img), img_metas, self.test_cfg,
-                                      rescale=rescale, encode_masks=encode_masks)
+        ``encode_masks`` an ``EncodedInstanceResult`` (RLE masks, encoded while pasting).
+        On a CPU large blocks are reused across calls (:mod:`mmdet_solo.ops.cpu_cache`)."""
+        with cpu_allocation_cache(img.device):
+            return self.bbox_head.predict(self._test_outputs(img), img_metas, self.test_cfg,
+                                          rescale=rescale, encode_masks=encode_masks)
 
     def _test_outputs(self, img: torch.Tensor) -> NamedTuple:
         """Head outputs at test time (under autocast if ``inference_dtype``, then float32)."""
@@ -102,14 +105,15 @@ class SingleStageInsDetector(nn.Module):
         by_shape: dict = {}
         for a, img in enumerate(imgs):
             by_shape.setdefault(tuple(img.shape), []).append(a)
-        for views in by_shape.values():
-            out = self._test_outputs(torch.cat([imgs[a] for a in views]))
-            for k, a in enumerate(views):
-                batch = imgs[a].shape[0]
-                outputs[a] = type(out)(*(_batch_slice(o, k * batch, (k + 1) * batch)
-                                         for o in out))
-        return self.bbox_head.predict_aug(outputs, img_metas, self.test_cfg, rescale=rescale,
-                                          encode_masks=encode_masks)
+        with cpu_allocation_cache(imgs[0].device):
+            for views in by_shape.values():
+                out = self._test_outputs(torch.cat([imgs[a] for a in views]))
+                for k, a in enumerate(views):
+                    batch = imgs[a].shape[0]
+                    outputs[a] = type(out)(*(_batch_slice(o, k * batch, (k + 1) * batch)
+                                             for o in out))
+            return self.bbox_head.predict_aug(outputs, img_metas, self.test_cfg,
+                                              rescale=rescale, encode_masks=encode_masks)
 
     def forward(self, img, img_metas, return_loss: bool = True, **kwargs):
         if return_loss:
