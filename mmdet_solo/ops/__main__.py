@@ -43,10 +43,16 @@ def mask_kernels_report() -> list:
         return [f'mask kernels: invalid setting ({exc})']
     paste = (f'yes (variant {variant}: reproduces F.interpolate here)' if variant is not None
              else 'no (F.interpolate is used)')
+    from . import cpu_cache as cc
+    try:
+        cache = 'yes' if cc.cpu_cache_available() else 'no'
+    except ValueError as exc:
+        cache = f'invalid setting ({exc})'
     return ['mask kernels (CPU post-processing; '
             f'{mk.ENV_VAR}=torch turns them off):',
             f"  mask_scan:   {'yes' if scan else 'no (PyTorch ops are used)'}",
-            f'  paste_masks: {paste}']
+            f'  paste_masks: {paste}',
+            f'inference allocation cache ({cc.ENV_VAR}=0 turns it off): {cache}']
 
 
 def main() -> int:
