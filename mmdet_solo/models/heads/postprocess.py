@@ -15,10 +15,11 @@ Result = Union[InstanceResult, EncodedInstanceResult]
 # float pixels resized at once when pasting masks with F.interpolate (128 MB of float32),
 # and bool pixels encoded at once: bounds the memory of post-processing for any image size
 PASTE_CHUNK_ELEMS = 2 ** 25
-# float values of candidate masks made and reduced at once by the scoring pass (16 MB; the
-# (U, h, w) float masks never exist, see KernelSoftMasks), in blocks of at least this many
-# pixels (narrower blocks make the kernels @ features product slow)
-SCAN_CHUNK_ELEMS = 2 ** 22
+# float values of candidate masks made and reduced at once by the scoring pass (4 MB: the
+# block stays in cache between the product, the sigmoid and the scan; the (U, h, w) float
+# masks never exist, see KernelSoftMasks), in blocks of at least this many pixels (narrower
+# blocks make the kernels @ features product slow)
+SCAN_CHUNK_ELEMS = 2 ** 20
 SCAN_MIN_COLUMNS = 1024
 # fewest rows of a kernels @ features product (BLAS uses other kernels, rounding differently,
 # below ~16 rows on x86; see KernelSoftMasks)

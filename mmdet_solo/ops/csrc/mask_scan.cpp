@@ -11,15 +11,74 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cstdint>
 
 namespace mmdet_solo {
 
-// Independent accumulators for thresholds below kFixedMin (the order of float64 additions
-// then matters only beyond 1e-16).
+// Independent float64 accumulators for thresholds below kFixedMin (exact for thr >= 1/32, see
+// segm_postprocess), and the fixed-point path for thr >= kFixedMin.
 constexpr int kLanes = 8;
-constexpr float kFixedMin = 1.f / 32.f;
-constexpr float kFixedScale = 268435456.f;  // 2**28
+constexpr float kFixedMin = 0.5f;
+constexpr float kFixedScale = 16777216.f;  // 2**24
+constexpr int64_t kBlock = 64;
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define MMDET_SOLO_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define MMDET_SOLO_CLONES
+#endif
+
+// One row, thr >= kFixedMin and every value in [0, 1] (probabilities): a value above the
+// threshold is a multiple of 2**-24 in (0.5, 1], so the sum is exact in units of 2**-24;
+// int32 partial sums of kBlock values (<= 2**30) vectorise.
+MMDET_SOLO_CLONES void scan_row_fixed(const float* v, bool* b, int64_t n, float t,
+                                      int64_t* count_out, double* sum_out) {
+  for (int64_t i = 0; i < n; ++i) b[i] = v[i] > t;
+  int64_t count = 0, acc = 0;
+  for (int64_t i = 0; i < n; ++i) count += v[i] > t ? 1 : 0;
+  for (int64_t start = 0; start < n; start += kBlock) {
+    const int64_t stop = std::min(start + kBlock, n);
+    int32_t part = 0;
+    for (int64_t i = start; i < stop; ++i) {
+      const int32_t q = static_cast<int32_t>(v[i] * kFixedScale);  // v in [0, 1]: defined
+      part += q & -static_cast<int32_t>(v[i] > t);
+    }
+    acc += part;
+  }
+  *count_out += count;
+  *sum_out += static_cast<double>(acc) / kFixedScale;
+}
+
+// One row, any values: float64 sums in kLanes accumulators.
+MMDET_SOLO_CLONES void scan_row_double(const float* v, bool* b, int64_t n, float t,
+                                       int64_t* count_out, double* sum_out) {
+  int64_t count = 0;
+  double acc[kLanes] = {0.0};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int k = 0; k < kLanes; ++k) {
+      const bool on = v[i + k] > t;
+      b[i + k] = on;
+      count += on;
+      acc[k] += on ? static_cast<double>(v[i + k]) : 0.0;
+    }
+  }
+  for (; i < n; ++i) {
+    const bool on = v[i] > t;
+    b[i] = on;
+    count += on;
+    acc[0] += on ? static_cast<double>(v[i]) : 0.0;
+  }
+  *count_out += count;
+  for (int k = 0; k < kLanes; ++k) *sum_out += acc[k];
+}
+
+MMDET_SOLO_CLONES bool probabilities(const float* v, int64_t n) {
+  bool ok = true;
+  for (int64_t i = 0; i < n; ++i) ok &= v[i] >= 0.f && v[i] <= 1.f;  // false for NaN
+  return ok;
+}
 
 void mask_scan_cpu(const at::Tensor& soft, double thr, at::Tensor binary, at::Tensor areas,
                    at::Tensor sums) {
@@ -46,48 +105,16 @@ void mask_scan_cpu(const at::Tensor& soft, double thr, at::Tensor binary, at::Te
   int64_t* area = areas.data_ptr<int64_t>();
   double* total = sums.data_ptr<double>();
   const int64_t ss = soft.stride(0), bs = binary.stride(0);
-  // With thr >= 1/32 every value summed is a multiple of 2**-28 below 1 (a float32 in
-  // [2**-5, 1)), so the sums are exact as integers of 2**-28: vectorisable int64 adds.
   const bool fixed = t >= kFixedMin && t < 1.f;
   at::parallel_for(0, u, 1, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const float* v = src + r * ss;
-      bool* b = dst + r * bs;
-      int64_t count = 0;
-      bool in_range = fixed;
-      if (fixed) {  // soft masks are probabilities; a value >= 4 (no int32) takes the other path
-        for (int64_t i = 0; i < n; ++i) in_range &= !(v[i] >= 4.f);
-      }
-      if (in_range) {
-        int64_t acc = 0;
-        for (int64_t i = 0; i < n; ++i) {
-          const float f = v[i];
-          const bool on = f > t;
-          b[i] = on;
-          count += on;
-          acc += static_cast<int64_t>(static_cast<int32_t>((on ? f : 0.f) * kFixedScale));
-        }
-        total[r] += static_cast<double>(acc) / kFixedScale;
+      // soft masks are probabilities; a row with another value (or NaN) takes float64 sums
+      if (fixed && probabilities(v, n)) {
+        scan_row_fixed(v, dst + r * bs, n, t, area + r, total + r);
       } else {
-        double acc[kLanes] = {0.0};
-        int64_t i = 0;
-        for (; i + kLanes <= n; i += kLanes) {
-          for (int k = 0; k < kLanes; ++k) {
-            const bool on = v[i + k] > t;
-            b[i + k] = on;
-            count += on;
-            acc[k] += on ? static_cast<double>(v[i + k]) : 0.0;
-          }
-        }
-        for (; i < n; ++i) {
-          const bool on = v[i] > t;
-          b[i] = on;
-          count += on;
-          acc[0] += on ? static_cast<double>(v[i]) : 0.0;
-        }
-        for (int k = 0; k < kLanes; ++k) total[r] += acc[k];
+        scan_row_double(v, dst + r * bs, n, t, area + r, total + r);
       }
-      area[r] += count;
     }
   });
 }
