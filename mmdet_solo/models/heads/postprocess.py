@@ -8,7 +8,7 @@ import torch
 
 from ...ops import matrix_nms
 from ...ops.mask_kernels import (compiled_paste, compiled_paste_available, compiled_scan,
-                          compiled_scan_available, torch_resize)
+                                 compiled_scan_available, torch_resize)
 from ...structures import EncodedInstanceResult, InstanceResult, encode_rles, masks_to_boxes
 
 Result = Union[InstanceResult, EncodedInstanceResult]
@@ -150,9 +150,10 @@ def _scan_masks(masks: SoftMasks, mask_thr: float
     :data:`SCAN_CHUNK_ELEMS` floats in flight, made and reduced while in cache): the binary
     masks (U, h, w) bool, their areas and the sums of the soft values inside them (float32).
 
-    The sums are accumulated in float64, which for ``mask_thr >= 1/32`` is exact (every value
-    above the threshold is a multiple of 2**-28, a mask has fewer than 2**24 pixels), so they
-    are the exact sums rounded once, whatever the block size or the order of the additions.
+    The sums are accumulated in float64 (the compiled scan: in fixed point), which for
+    ``mask_thr >= 1/32`` is exact (every value above the threshold is a multiple of 2**-28, a
+    mask has fewer than 2**24 pixels), so they are the exact sums rounded once, whatever the
+    block size or the order of the additions.
     """
     h, w = masks.size
     num, pixels = masks.num, h * w
