@@ -24,7 +24,7 @@ from typing import NamedTuple, Tuple
 import torch
 import torch.nn as nn
 
-from ..models.heads.postprocess import cfg_get
+from ..models.heads.postprocess import read_test_cfg
 from ..models.heads.utils import (batched_take, flatten_cate_preds, level_strides_per_cell,
                                   points_nms)
 
@@ -66,10 +66,10 @@ def static_postprocess(head: nn.Module, outputs: NamedTuple, cfg, max_candidates
     scores, idx = all_scores.flatten(1).topk(k, dim=1)                 # (B, K), descending
     cells = torch.div(idx, num_classes, rounding_mode='floor')
     labels = idx - cells * num_classes
-    valid = scores > cfg_get(cfg, 'score_thr', 0.1)
+    valid = scores > read_test_cfg(cfg, 'score_thr')
 
     masks = head._candidate_masks_static(outputs, cells)                # (B, K, h, w)
-    mask_thr = cfg_get(cfg, 'mask_thr', 0.5)
+    mask_thr = read_test_cfg(cfg, 'mask_thr')
     bin_masks = masks > mask_thr
     areas = bin_masks.flatten(2).sum(2, dtype=torch.int32).float()
     soft_sums = (masks * bin_masks.float()).sum((2, 3))
@@ -77,17 +77,17 @@ def static_postprocess(head: nn.Module, outputs: NamedTuple, cfg, max_candidates
     scores = scores * (soft_sums / areas.clamp(min=1))
     scores = torch.where(valid, scores, torch.full_like(scores, -1.0))
 
-    n_pre = min(int(cfg_get(cfg, 'nms_pre', 500)), k)
+    n_pre = min(int(read_test_cfg(cfg, 'nms_pre')), k)
     scores, order = scores.topk(n_pre, dim=1)
     valid, labels, areas = (batched_take(t, order) for t in (valid, labels, areas))
     flat_bin = batched_take(bin_masks.flatten(2), order).float()       # (B, n_pre, h*w)
     scores = matrix_nms_batched(flat_bin, labels, scores, areas, valid,
-                                kernel=cfg_get(cfg, 'kernel', 'gaussian'),
-                                sigma=cfg_get(cfg, 'sigma', 2.0))
-    valid = valid & (scores >= cfg_get(cfg, 'update_thr', 0.05))
+                                kernel=read_test_cfg(cfg, 'kernel'),
+                                sigma=read_test_cfg(cfg, 'sigma'))
+    valid = valid & (scores >= read_test_cfg(cfg, 'update_thr'))
     scores = torch.where(valid, scores, torch.full_like(scores, -1.0))
 
-    n_out = min(int(cfg_get(cfg, 'max_per_img', 100)), n_pre)
+    n_out = min(int(read_test_cfg(cfg, 'max_per_img')), n_pre)
     scores, final = scores.topk(n_out, dim=1)
     valid = batched_take(valid, final)
     labels = torch.where(valid, batched_take(labels, final), torch.full_like(scores, -1).long())

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from ..config import Config
-from ..models.heads.postprocess import Result, paste_masks
+from ..models.heads.postprocess import Result, paste_masks, read_test_cfg
 from ..structures import EncodedInstanceResult, InstanceResult
 
 ImageLike = Union[str, np.ndarray]
@@ -81,7 +81,7 @@ class ONNXRuntimeDetector(nn.Module):
         self.session = ort.InferenceSession(onnx_file, options,
                                             providers=['CPUExecutionProvider'])
         self.input_name = self.session.get_inputs()[0].name
-        self.mask_thr = float(self.meta['test_cfg'].get('mask_thr', 0.5))
+        self.mask_thr = float(read_test_cfg(self.meta['test_cfg'], 'mask_thr'))
         self.CLASSES = tuple(self.meta['classes']) if self.meta.get('classes') else None
         self.cfg = cfg
         # a zero-size parameter: the callers (inference_detector, the test loop) move the

@@ -21,7 +21,8 @@ import torch.nn as nn
 from ...registry import LOSSES
 from ..layers import ConvModule, resolve_conv_bias
 from ..losses import DiceLoss, dice_loss
-from .postprocess import Result, SoftMasks, cfg_get, segm_postprocess, select_candidates
+from .postprocess import (Result, SoftMasks, cfg_get, read_test_cfg, segm_postprocess,
+                          select_candidates)
 from .targets import LevelAssignment, assign_grid_cells
 from .utils import (bias_init_with_prob, flatten_cate_preds, level_strides_per_cell,
                     loss_normalizer, normal_init, points_nms, split_feats)
@@ -231,7 +232,7 @@ class BaseGridHead(nn.Module):
         ``EncodedInstanceResult`` with RLE masks if ``encode_masks``); ``cfg`` is the test_cfg."""
         all_scores = flatten_cate_preds([points_nms(p.sigmoid()) for p in outputs.cate_preds])
         strides = level_strides_per_cell(self.seg_num_grids, self.strides, all_scores.device)
-        score_thr = cfg_get(cfg, 'score_thr', 0.1)
+        score_thr = read_test_cfg(cfg, 'score_thr')
         results = []
         for img_id, meta in enumerate(img_metas):
             cells, labels, scores = select_candidates(all_scores[img_id], score_thr)
@@ -289,7 +290,7 @@ class BaseGridHead(nn.Module):
         ref_size = sizes[ref]
         strides = level_strides_per_cell(self.seg_num_grids, self.strides,
                                          aug_outputs[0].cate_preds[0].device)
-        score_thr = cfg_get(cfg, 'score_thr', 0.1)
+        score_thr = read_test_cfg(cfg, 'score_thr')
         scores, mirrors = [], []
         for anchor, partner in groups:
             probs = [points_nms(p.sigmoid()) for p in aug_outputs[anchor].cate_preds]

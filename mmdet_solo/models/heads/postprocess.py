@@ -33,16 +33,22 @@ def cfg_get(cfg, key: str, default=None):
     return getattr(cfg, key, default)
 
 
-# the test_cfg keys post-processing reads, with their check and what is expected
+# the test_cfg keys post-processing reads (the PyTorch path and the exported graph): the
+# original's default, the check, what is expected
 TEST_CFG_KEYS = {
-    'nms_pre': (lambda v: _is_int(v) and v >= 1, 'an int >= 1'),
-    'score_thr': (lambda v: _is_num(v) and 0 <= v <= 1, 'a number in [0, 1]'),
-    'mask_thr': (lambda v: _is_num(v) and 0 <= v < 1, 'a number in [0, 1)'),
-    'update_thr': (lambda v: _is_num(v) and 0 <= v <= 1, 'a number in [0, 1]'),
-    'kernel': (lambda v: v in ('gaussian', 'linear'), "'gaussian' or 'linear'"),
-    'sigma': (lambda v: _is_num(v) and v > 0, 'a number > 0'),
-    'max_per_img': (lambda v: _is_int(v) and v >= 1, 'an int >= 1'),
+    'nms_pre': (500, lambda v: _is_int(v) and v >= 1, 'an int >= 1'),
+    'score_thr': (0.1, lambda v: _is_num(v) and 0 <= v <= 1, 'a number in [0, 1]'),
+    'mask_thr': (0.5, lambda v: _is_num(v) and 0 <= v < 1, 'a number in [0, 1)'),
+    'update_thr': (0.05, lambda v: _is_num(v) and 0 <= v <= 1, 'a number in [0, 1]'),
+    'kernel': ('gaussian', lambda v: v in ('gaussian', 'linear'), "'gaussian' or 'linear'"),
+    'sigma': (2.0, lambda v: _is_num(v) and v > 0, 'a number > 0'),
+    'max_per_img': (100, lambda v: _is_int(v) and v >= 1, 'an int >= 1'),
 }
+
+
+def read_test_cfg(cfg, key: str):
+    """``test_cfg[key]``, or the original's default when the config does not set it."""
+    return cfg_get(cfg, key, TEST_CFG_KEYS[key][0])
 
 
 def _is_int(v) -> bool:
@@ -69,7 +75,7 @@ def check_test_cfg(cfg) -> None:
             hint = f" (did you mean '{close[0]}'?)" if close else ''
             raise ConfigError(f"test_cfg.{key}: unknown key{hint}; the SOLO heads read "
                               f"{', '.join(TEST_CFG_KEYS)}")
-        ok, expected = TEST_CFG_KEYS[key]
+        _, ok, expected = TEST_CFG_KEYS[key]
         if not ok(value):
             raise ConfigError(f'test_cfg.{key}={value!r}: expected {expected}')
 
@@ -195,7 +201,7 @@ def segm_postprocess(seg_preds: Union[torch.Tensor, SoftMasks], cate_labels: tor
     masks = seg_preds if isinstance(seg_preds, SoftMasks) else SoftMasks(seg_preds)
     h, w = int(img_shape[0]), int(img_shape[1])
     out_h, out_w = (int(ori_shape[0]), int(ori_shape[1])) if rescale else (h, w)
-    mask_thr = cfg_get(cfg, 'mask_thr', 0.5)
+    mask_thr = read_test_cfg(cfg, 'mask_thr')
     if len(cate_scores) == 0:
         return _empty(out_h, out_w, encode)
     if mask_inds is None:
@@ -212,21 +218,21 @@ def segm_postprocess(seg_preds: Union[torch.Tensor, SoftMasks], cate_labels: tor
     cate_scores = cate_scores[keep] * (soft_sums[mask_inds] / areas[mask_inds])
 
     order = torch.argsort(cate_scores, descending=True)
-    nms_pre = cfg_get(cfg, 'nms_pre', 500)
+    nms_pre = read_test_cfg(cfg, 'nms_pre')
     if len(order) > nms_pre:
         order = order[:nms_pre]
     cate_scores, cate_labels, mask_inds = cate_scores[order], cate_labels[order], mask_inds[order]
 
     cate_scores = matrix_nms(bin_masks[mask_inds], cate_labels, cate_scores,
-                             kernel=cfg_get(cfg, 'kernel', 'gaussian'),
-                             sigma=cfg_get(cfg, 'sigma', 2.0), sum_masks=areas[mask_inds])
+                             kernel=read_test_cfg(cfg, 'kernel'),
+                             sigma=read_test_cfg(cfg, 'sigma'), sum_masks=areas[mask_inds])
     del bin_masks
-    keep = (cate_scores >= cfg_get(cfg, 'update_thr', 0.05)).nonzero().flatten()
+    keep = (cate_scores >= read_test_cfg(cfg, 'update_thr')).nonzero().flatten()
     if len(keep) == 0:
         return _empty(out_h, out_w, encode)
     cate_scores = cate_scores[keep]
     order = torch.argsort(cate_scores, descending=True)
-    max_per_img = cfg_get(cfg, 'max_per_img', 100)
+    max_per_img = read_test_cfg(cfg, 'max_per_img')
     if len(order) > max_per_img:
         order = order[:max_per_img]
     sel = keep[order]

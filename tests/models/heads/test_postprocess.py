@@ -150,3 +150,14 @@ def test_test_cfg_is_checked_when_the_model_is_built(cfg, message):
     with pytest.raises(ConfigError, match=message):
         init_detector(f'{ROOT}/configs/shapes/solov2_light_r18_shapes.py', None, 'cpu',
                       cfg_options=options)
+
+
+def test_read_test_cfg_defaults_are_the_originals():
+    from mmdet_solo.models.heads.postprocess import read_test_cfg
+    defaults = {k: read_test_cfg({}, k) for k in ('nms_pre', 'score_thr', 'mask_thr',
+                                                    'update_thr', 'kernel', 'sigma', 'max_per_img')}
+    assert defaults == dict(nms_pre=500, score_thr=0.1, mask_thr=0.5, update_thr=0.05,
+                            kernel='gaussian', sigma=2.0, max_per_img=100)
+    assert read_test_cfg(dict(mask_thr=0.4), 'mask_thr') == 0.4
+    with pytest.raises(KeyError):
+        read_test_cfg({}, 'mask_threshold')
