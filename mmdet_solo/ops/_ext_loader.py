@@ -1,8 +1,10 @@
 """Loads the compiled operators (``mmdet_solo.ops._C``) and registers their fake kernels.
 
 The shared library registers ``torch.ops.mmdet_solo.matrix_nms`` (CPU kernel, plus a CUDA kernel
-when it was built with CUDA) through ``TORCH_LIBRARY``. Loading never raises: a missing or broken
-library is recorded in :func:`load_error` and the callers fall back to the PyTorch reference.
+when it was built with CUDA) through ``TORCH_LIBRARY``, and the CPU mask kernels and the inference
+allocation cache (``mask_kernels``, ``cpu_cache``) through ``TORCH_LIBRARY_FRAGMENT``. Loading
+never raises: a missing or broken library is recorded in :func:`load_error` and the callers fall
+back to their PyTorch versions.
 """
 from __future__ import annotations
 

@@ -103,12 +103,18 @@ def _self_check_cases():
         yield blob.clamp(max=1.0), img_hw, out_hw
 
 
-def _matches(variant: int) -> bool:
+def _self_check_references():
+    """Each self-check case with F.interpolate's float values (computed once for all
+    variants)."""
+    return [(soft, img_hw, out_hw, torch_resize(soft, img_hw, out_hw).contiguous())
+            for soft, img_hw, out_hw in _self_check_cases()]
+
+
+def _matches(variant: int, references) -> bool:
     op = _op()
-    for soft, img_hw, out_hw in _self_check_cases():
-        ref = torch_resize(soft, img_hw, out_hw)
+    for soft, img_hw, out_hw, ref in references:
         values = op(soft, *img_hw, *out_hw, 0.5, variant, True)
-        if not torch.equal(values.view(torch.int32), ref.contiguous().view(torch.int32)):
+        if not torch.equal(values.view(torch.int32), ref.view(torch.int32)):
             return False
         if not torch.equal(op(soft, *img_hw, *out_hw, 0.5, variant, False), ref > 0.5):
             return False
@@ -123,10 +129,11 @@ def paste_variant() -> Optional[int]:
         if _ext_loader.load() and hasattr(torch.ops.mmdet_solo, PASTE_OP):
             with torch.no_grad():
                 fma = bool(torch.ops.mmdet_solo.paste_masks_has_fma())
+                references = _self_check_references()
                 for variant in range(NUM_VARIANTS):
                     if (variant >> 1) and not fma:
                         continue
-                    if _matches(variant):
+                    if _matches(variant, references):
                         found = variant
                         break
             if found is None:

@@ -97,15 +97,17 @@ struct Job {
 };
 
 // Width blends of rows [r0, r1] of a (rows, width) image at the columns [x0, x1] of `axis`:
-// dst[(r - r0) * (x1 - x0 + 1) + x - x0]. ATen blends every output pixel's two rows across the
-// width first, so these are its intermediate values, made once per row instead of per pixel.
+// dst[(r - r0) * (x1 - x0 + 1) + x - x0]; the image's column 0 is the axis's input column
+// `first` (a window). ATen blends every output pixel's two rows across the width first, so
+// these are its intermediate values, made once per row instead of per pixel.
 template <int kBlend>
 inline __attribute__((always_inline)) void width_blends(const float* src, int64_t width,
-                                                        int64_t r0, int64_t r1, const Axis& axis,
-                                                        int64_t x0, int64_t x1, float* dst) {
+                                                        int64_t first, int64_t r0, int64_t r1,
+                                                        const Axis& axis, int64_t x0, int64_t x1,
+                                                        float* dst) {
   const int64_t nx = x1 - x0 + 1;
   for (int64_t r = r0; r <= r1; ++r) {
-    const float* row = src + r * width;
+    const float* row = src + r * width - first;
     float* out = dst + (r - r0) * nx - x0;
     for (int64_t x = x0; x <= x1; ++x) {
       out[x] = blend<kBlend>(row[axis.i0[x]], axis.w0[x], row[axis.i1[x]], axis.w1[x]);
@@ -163,7 +165,7 @@ inline __attribute__((always_inline)) void paste_one(const Job& job, int64_t n, 
   const Axis &ay = *job.ay, &ax = *job.ax;
   const int64_t s0 = ay.i0[y1a], s1 = ay.i1[y1b], nx1 = x1b - x1a + 1;
   buf.wide1.resize(static_cast<size_t>((s1 - s0 + 1) * nx1));
-  width_blends<kBlend>(soft, job.w4, s0, s1, ax, x1a, x1b, buf.wide1.data());
+  width_blends<kBlend>(soft, job.w4, 0, s0, s1, ax, x1a, x1b, buf.wide1.data());
   buf.rows1.resize(static_cast<size_t>((y1b - y1a + 1) * nx1));
   for (int64_t y = y1a; y <= y1b; ++y) {
     height_blend<kBlend>(buf.wide1.data() + (ay.i0[y] - s0) * nx1, ay.w0[y],
@@ -185,15 +187,10 @@ inline __attribute__((always_inline)) void paste_one(const Job& job, int64_t n, 
     for (int64_t y = ya; y <= yb; ++y) emit(y, buf.rows1.data() + (y - y1a) * nx1 + (xa - x1a));
     return;
   }
-  // stage 2: width blends of the stage-1 rows (columns relative to x1a), then output rows
+  // stage 2: width blends of the stage-1 rows (rows1 starts at column x1a), then output rows
   const Axis &by = *job.by, &bx = *job.bx;
-  Axis shifted = bx;  // the second resize's taps as columns of rows1
-  for (int64_t x = xa; x <= xb; ++x) {
-    shifted.i0[x] -= x1a;
-    shifted.i1[x] -= x1a;
-  }
   buf.wide2.resize(static_cast<size_t>((y1b - y1a + 1) * nx));
-  width_blends<kBlend>(buf.rows1.data(), nx1, 0, y1b - y1a, shifted, xa, xb, buf.wide2.data());
+  width_blends<kBlend>(buf.rows1.data(), nx1, x1a, 0, y1b - y1a, bx, xa, xb, buf.wide2.data());
   buf.row.resize(static_cast<size_t>(nx));
   for (int64_t y = ya; y <= yb; ++y) {
     height_blend<kBlend>(buf.wide2.data() + (by.i0[y] - y1a) * nx, by.w0[y],
